@@ -1,0 +1,87 @@
+"""Client-side pacing, so that a bulk run stays under Cronofy's per-application rate limits.
+
+Cronofy allows 50 requests per second and 500 per minute by default and answers 429 beyond that.
+:class:`RequestPacer` keeps a log of its recent send times per window (a sliding-window log), so
+no window of one second or one minute ever holds more requests than the limit, whichever way the
+server counts (fixed or sliding windows). Writing it here costs about thirty lines; the rate
+limiting libraries on PyPI bring buckets, back-ends and API churn this does not need.
+
+Pacing is per process: a pacer is shared by every hook in the process that talks to the same base
+URL with the same limits. Tasks in other processes (other workers, mapped task instances) are not
+paced together: bound them with an Airflow pool (see the README).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+# Requests leave the client evenly but reach the server with jittery latency, so two sends
+# just over a window apart can land just inside one: pad each window a little.
+WINDOW_MARGIN = 1.02
+
+
+class RequestPacer:
+    """Blocks in :meth:`acquire` until one more request fits under every ``(limit, seconds)`` window.
+
+    A limit of ``0`` (or ``None``) turns that window off.
+    """
+
+    def __init__(
+        self,
+        windows: list[tuple[float | None, float]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._windows = [
+            (int(limit), seconds * WINDOW_MARGIN, deque[float]())
+            for limit, seconds in windows
+            if limit
+        ]
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.waited = 0.0
+        """Total seconds spent waiting, for the benchmarks and the progress log."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any window is on."""
+        return bool(self._windows)
+
+    def acquire(self) -> None:
+        """Wait until a request may be sent, and count it as sent now."""
+        if not self._windows:
+            return
+        with self._lock:
+            while True:
+                now = self._clock()
+                delay = 0.0
+                for limit, seconds, sent in self._windows:
+                    while sent and sent[0] <= now - seconds:
+                        sent.popleft()
+                    if len(sent) >= limit:
+                        delay = max(delay, sent[0] + seconds - now)
+                if delay <= 0:
+                    for _, _, sent in self._windows:
+                        sent.append(now)
+                    return
+                self.waited += delay
+                self._sleep(delay)
+
+
+_shared: dict[tuple[str, float | None, float | None], RequestPacer] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_pacer(base_url: str, per_second: float | None, per_minute: float | None) -> RequestPacer:
+    """Return the process-wide pacer for ``base_url`` with these limits (made on first use)."""
+    key = (base_url, per_second, per_minute)
+    with _shared_lock:
+        pacer = _shared.get(key)
+        if pacer is None:
+            pacer = _shared[key] = RequestPacer([(per_second, 1.0), (per_minute, 60.0)])
+        return pacer

@@ -1,0 +1,158 @@
+"""Operators that cancel Cronofy Meeting Agents from a DAG.
+
+Both take one item or a list (typically an upstream task's XCom), check every argument before
+the first request, work through the list on one hook (one HTTP session), log progress on long
+runs, and fail with one error listing every failed item after attempting all the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cronofy._compat import BaseOperator
+from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
+from airflow_provider_cronofy.hooks.cronofy import CronofyHook, calendar_path_segment
+from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def _keep_partial_results(context: Mapping[str, Any], error: CronofyBulkError) -> None:
+    # A failed task pushes no return value; keep what succeeded where a retry or a person sees it.
+    ti = context.get("ti") if context else None
+    if ti is not None:
+        ti.xcom_push(key="partial_result", value=error.results)
+
+
+class CancelScheduledMeetingAgentOperator(BaseOperator):
+    """Cancel scheduled Meeting Agents by their ``scheduling_key``.
+
+    Sends ``DELETE /v1/meeting_agents`` once per distinct key, authorised by the connection's API
+    key (its password).
+
+    :param scheduling_key: one key, or a list or tuple of keys (templated). Keys are sent exactly
+        as given; duplicates once; an empty list sends nothing and succeeds.
+    :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
+
+    :return: (the XCom) ``{"cancelled": [...], "not_found": [...]}`` in input order; ``not_found``
+        holds the keys Cronofy answered 404 for (already cancelled, or never scheduled).
+    :raises CronofyInputError: a key is not a non-blank string (nothing is sent).
+    :raises CronofyBulkError: some keys failed after retries; every other key was attempted
+        (unless a 401/402/403 stopped the run), and the error lists each failure. What did
+        succeed is in the error's ``results`` and in the XCom ``partial_result``.
+    """
+
+    template_fields: Sequence[str] = ("scheduling_key", "cronofy_conn_id")
+    ui_color = "#d6f0ff"
+
+    def __init__(
+        self,
+        *,
+        scheduling_key: str | Sequence[str],
+        cronofy_conn_id: str = CronofyHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.scheduling_key = scheduling_key
+        self.cronofy_conn_id = cronofy_conn_id
+
+    def execute(self, context: Any) -> dict[str, list[str]]:
+        """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``."""
+        keys = normalise_items("scheduling_key", self.scheduling_key)
+        if not keys:
+            self.log.info("No scheduling keys given: nothing to cancel.")
+            return {"cancelled": [], "not_found": []}
+        with CronofyHook(self.cronofy_conn_id) as hook:
+            hook.require_api_key()
+
+            def cancel(key: str) -> str:
+                return "cancelled" if hook.cancel_scheduled_meeting_agent(key) else "not_found"
+
+            try:
+                return run_bulk(
+                    keys,
+                    cancel,
+                    noun="scheduling keys",
+                    outcomes=("cancelled", "not_found"),
+                    log=self.log,
+                    redact=hook.redact,
+                )
+            except CronofyBulkError as error:
+                _keep_partial_results(context, error)
+                raise
+
+
+class CancelIntegratedMeetingAgentOperator(BaseOperator):
+    """Cancel the Meeting Agents of calendar events.
+
+    By default removes the agent and keeps the event: ``POST /v1/calendars/{calendar_id}/events``
+    with ``{"event_id": ..., "meeting_agent": {"profile_id": "none"}}``. With
+    ``delete_event=True`` deletes the event instead (``DELETE /v1/calendars/{calendar_id}/events``
+    with ``{"event_id": ...}``), which cancels its agent too. Authorised by the connection's access
+    token, refreshed by the hook when the connection has ``client_id`` and ``refresh_token``.
+
+    :param calendar_id: the calendar holding the events (templated).
+    :param event_id: one event id, or a list or tuple of them (templated); duplicates once; an
+        empty list sends nothing and succeeds.
+    :param delete_event: delete the events instead of removing their agents (a bool).
+    :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
+
+    :return: (the XCom) ``{"cancelled": [event ids]}`` in input order.
+    :raises CronofyInputError: an argument is invalid (nothing is sent).
+    :raises CronofyBulkError: some events failed after retries; the error lists each one. A 404
+        (the calendar is unknown or not accessible to the token), 401, 402 or 403 stops the run.
+    """
+
+    template_fields: Sequence[str] = ("calendar_id", "event_id", "cronofy_conn_id")
+    ui_color = "#d6f0ff"
+
+    def __init__(
+        self,
+        *,
+        calendar_id: str,
+        event_id: str | Sequence[str],
+        delete_event: bool = False,
+        cronofy_conn_id: str = CronofyHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.calendar_id = calendar_id
+        self.event_id = event_id
+        self.delete_event = delete_event
+        self.cronofy_conn_id = cronofy_conn_id
+
+    def execute(self, context: Any) -> dict[str, list[str]]:
+        """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``."""
+        if not isinstance(self.delete_event, bool):
+            raise CronofyInputError(
+                f"delete_event must be True or False, got {type(self.delete_event).__name__}: "
+                f"{self.delete_event!r:.100}."
+            )
+        calendar_path_segment(self.calendar_id)
+        event_ids = normalise_items("event_id", self.event_id)
+        if not event_ids:
+            self.log.info("No event ids given: nothing to cancel.")
+            return {"cancelled": []}
+        calendar_id = self.calendar_id
+        with CronofyHook(self.cronofy_conn_id) as hook:
+            hook.require_calendar_credentials()
+            action = hook.delete_event if self.delete_event else hook.remove_meeting_agent_from_event
+
+            def cancel(event_id: str) -> str:
+                action(calendar_id, event_id)
+                return "cancelled"
+
+            try:
+                return run_bulk(
+                    event_ids,
+                    cancel,
+                    noun=f"events of calendar {calendar_id!r}",
+                    outcomes=("cancelled",),
+                    log=self.log,
+                    redact=hook.redact,
+                )
+            except CronofyBulkError as error:
+                _keep_partial_results(context, error)
+                raise

@@ -1,0 +1,608 @@
+"""CronofyHook over requests-mock: wire format, settings, retries, token refresh, error messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from email.utils import format_datetime
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from airflow_provider_cronofy import __version__
+from airflow_provider_cronofy.exceptions import (
+    CronofyAPIError,
+    CronofyConfigError,
+    CronofyError,
+    CronofyInputError,
+)
+from airflow_provider_cronofy.get_provider_info import DATA_CENTERS
+from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from tests.conftest import ACCESS_TOKEN, API_KEY, CLIENT_ID, REFRESH_TOKEN
+
+US = "https://api.cronofy.com"
+NO_PACING = {"rate_limit_per_second": 0, "rate_limit_per_minute": 0}
+
+
+def make_hook(**kwargs) -> CronofyHook:
+    return CronofyHook(**kwargs)
+
+
+# ---------------------------------------------------------------- wire format
+
+
+BASES = [*DATA_CENTERS.items(), ("loopback", "http://127.0.0.1:8765")]
+
+
+@pytest.mark.parametrize(("dc", "base"), BASES)
+def test_cancel_scheduled_wire_format(set_connection, requests_mock, dc, base):
+    if dc == "loopback":
+        set_connection(host=base)
+    else:
+        set_connection(data_center=dc)
+    requests_mock.delete(f"{base}/v1/meeting_agents", status_code=202)
+
+    assert make_hook().cancel_scheduled_meeting_agent("meeting-42") is True
+
+    (req,) = requests_mock.request_history
+    assert req.method == "DELETE"
+    assert req.url == f"{base}/v1/meeting_agents"
+    assert req.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert req.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert req.headers["User-Agent"].startswith(f"airflow-provider-cronofy/{__version__} ")
+    assert json.loads(req.body) == {"scheduling_key": "meeting-42"}
+
+
+@pytest.mark.parametrize(("dc", "base"), BASES)
+def test_remove_agent_wire_format(set_connection, requests_mock, dc, base):
+    extra = {"access_token": ACCESS_TOKEN}
+    if dc == "loopback":
+        set_connection(host=base, **extra)
+    else:
+        set_connection(data_center=dc, **extra)
+    requests_mock.post(f"{base}/v1/calendars/cal_123/events", status_code=202)
+
+    make_hook().remove_meeting_agent_from_event("cal_123", "evt-1")
+
+    (req,) = requests_mock.request_history
+    assert req.method == "POST"
+    assert req.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert req.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert json.loads(req.body) == {"event_id": "evt-1", "meeting_agent": {"profile_id": "none"}}
+
+
+@pytest.mark.parametrize(("dc", "base"), BASES)
+def test_delete_event_wire_format(set_connection, requests_mock, dc, base):
+    extra = {"access_token": ACCESS_TOKEN}
+    if dc == "loopback":
+        set_connection(host=base, **extra)
+    else:
+        set_connection(data_center=dc, **extra)
+    requests_mock.delete(f"{base}/v1/calendars/cal_123/events", status_code=202)
+
+    make_hook().delete_event("cal_123", "evt-1")
+
+    (req,) = requests_mock.request_history
+    assert req.method == "DELETE"
+    assert req.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert req.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert json.loads(req.body) == {"event_id": "evt-1"}
+
+
+def test_scheduled_404_means_not_found(set_connection, requests_mock):
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=404)
+    assert make_hook().cancel_scheduled_meeting_agent("gone") is False
+    assert requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("calendar_id", "encoded"),
+    [
+        ("cal/../../v1/meeting_agents", "cal%2F..%2F..%2Fv1%2Fmeeting_agents"),
+        ("...", "..."),
+        ("cal?x=1", "cal%3Fx%3D1"),
+        ("cal#frag", "cal%23frag"),
+        ("cal_ünï", "cal_%C3%BCn%C3%AF"),
+        ("cal_abc-1~x", "cal_abc-1~x"),
+    ],
+)
+def test_calendar_id_is_one_encoded_path_segment(set_connection, requests_mock, calendar_id, encoded):
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.delete(f"{US}/v1/calendars/{encoded}/events", status_code=202)
+    make_hook().delete_event(calendar_id, "evt")
+    path = requests_mock.last_request.path
+    assert path == f"/v1/calendars/{encoded}/events".lower()
+    assert len(path.split("/")) == 5  # '', v1, calendars, the id, events
+
+
+def test_one_session_reused_and_closed(set_connection, requests_mock):
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=202)
+    hook = make_hook()
+    session = hook.session
+    hook.cancel_scheduled_meeting_agent("a")
+    hook.cancel_scheduled_meeting_agent("b")
+    assert hook.session is session
+    hook.close()
+    assert "session" not in hook.__dict__
+    with make_hook() as other:
+        other.cancel_scheduled_meeting_agent("c")
+    assert "session" not in other.__dict__
+
+
+# ---------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(("value", "base"), [("UK", DATA_CENTERS["uk"]), (" de ", DATA_CENTERS["de"]),
+                                             (None, US), ("", US), ("sg", DATA_CENTERS["sg"])])
+def test_data_center_case_insensitive_default_us(set_connection, value, base):
+    set_connection(**({"data_center": value} if value is not None else {}))
+    hook = make_hook()
+    assert hook.base_url == base
+
+
+def test_hook_argument_overrides_extra(set_connection):
+    set_connection(data_center="uk", timeout=5, max_retries=2)
+    hook = make_hook(data_center="au", timeout=7, max_retries=1)
+    assert hook.base_url == DATA_CENTERS["au"]
+    assert hook.settings.timeout == (7.0, 7.0)
+    assert hook.settings.max_retries == 1
+
+
+@pytest.mark.parametrize("value", ["eu", "usa", "api-uk", "u k", 3])
+def test_unknown_data_center_lists_the_six(set_connection, requests_mock, value):
+    set_connection(data_center=value)
+    with pytest.raises(CronofyConfigError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    for dc in DATA_CENTERS:
+        assert dc in str(info.value)
+    assert repr(value) in str(info.value)
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [
+        ("proxy.example.com", "https://proxy.example.com"),
+        ("https://proxy.example.com/cronofy/", "https://proxy.example.com/cronofy"),
+        ("http://localhost:9000", "http://localhost:9000"),
+        ("http://127.0.0.5:81", "http://127.0.0.5:81"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("HTTPS://API.example.com", "https://API.example.com"),
+    ],
+)
+def test_host_accepted(set_connection, host, base):
+    set_connection(host=host, data_center="uk")
+    hook = make_hook()
+    assert hook.base_url == base
+    assert hook.settings.data_center is None
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("http://proxy.example.com", "loopback"),
+        ("http://10.0.0.1", "loopback"),
+        ("https://user:pw@proxy.example.com", "user info"),
+        ("https://proxy.example.com/?a=1", "query"),
+        ("https://proxy.example.com/#x", "fragment"),
+        ("ftp://proxy.example.com", "scheme"),
+        ("https://api.cronofy.com/v1", "/v1"),
+        ("https://proxy.example.com/a/../b", "'..'"),
+        ("https://proxy.example.com:99999", "not a valid URL"),
+    ],
+)
+def test_host_refused(set_connection, requests_mock, host, why):
+    set_connection(host=host)
+    with pytest.raises(CronofyConfigError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert why in str(info.value)
+    assert "pw" not in str(info.value)
+    assert requests_mock.call_count == 0
+
+
+def test_host_port_field_is_used(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", "cronofy://:key@localhost:8123")
+    # A URI connection carries no scheme: a non-loopback host would be https, loopback too.
+    assert make_hook().base_url == "https://localhost:8123"
+
+
+def test_default_timeout_is_bounded_and_sent(set_connection, requests_mock):
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=202)
+    make_hook().cancel_scheduled_meeting_agent("k")
+    assert requests_mock.last_request.timeout == (10.0, 30.0)
+
+
+def test_timeout_extra_is_sent(set_connection, requests_mock):
+    set_connection(timeout="2.5")
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=202)
+    make_hook().cancel_scheduled_meeting_agent("k")
+    assert requests_mock.last_request.timeout == (2.5, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [
+        ({"timeout": "soon"}, "timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": True}, "timeout"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": 1.5}, "max_retries"),
+        ({"max_retries": "many"}, "max_retries"),
+        ({"rate_limit_per_second": -5}, "rate_limit_per_second"),
+        ({"rate_limit_per_minute": "fast"}, "rate_limit_per_minute"),
+    ],
+)
+def test_bad_numeric_settings_refused(set_connection, requests_mock, extra, name):
+    set_connection(**extra)
+    with pytest.raises(CronofyConfigError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert name in str(info.value)
+    assert repr(next(iter(extra.values()))) in str(info.value)
+    assert requests_mock.call_count == 0
+
+
+def test_missing_api_key_reported_before_any_request(set_connection, requests_mock):
+    set_connection(password=None)
+    with pytest.raises(CronofyConfigError, match="needs the API key in the connection's password"):
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert requests_mock.call_count == 0
+
+
+def test_missing_access_token_reported_before_any_request(set_connection, requests_mock):
+    set_connection()
+    with pytest.raises(CronofyConfigError, match="access_token"):
+        make_hook().delete_event("cal", "evt")
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize("key", [None, 5, "", "   ", ["a"], "['a', 'b']"])
+def test_bad_scheduling_key_sends_nothing(set_connection, requests_mock, key):
+    set_connection()
+    with pytest.raises(CronofyInputError, match="scheduling_key"):
+        make_hook().cancel_scheduled_meeting_agent(key)
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize("calendar_id", [None, 7, "", " ", ".", "..", "cal 1", "cal\n", "cal\t1", "cal\x00"])
+def test_bad_calendar_id_sends_nothing(set_connection, requests_mock, calendar_id):
+    set_connection(access_token=ACCESS_TOKEN)
+    with pytest.raises(CronofyInputError, match="calendar_id"):
+        make_hook().remove_meeting_agent_from_event(calendar_id, "evt")
+    assert requests_mock.call_count == 0
+
+
+# ---------------------------------------------------------------- retries
+
+
+def test_retry_after_seconds_is_honoured(set_connection, requests_mock, no_sleep):
+    set_connection(**NO_PACING)
+    requests_mock.delete(
+        f"{US}/v1/meeting_agents",
+        [
+            {"status_code": 429, "headers": {"Retry-After": "7"}},
+            {"status_code": 503, "headers": {"Retry-After": "2"}},
+            {"status_code": 202},
+        ],
+    )
+    assert make_hook().cancel_scheduled_meeting_agent("k") is True
+    assert no_sleep == [7.0, 2.0]
+    assert requests_mock.call_count == 3
+
+
+def test_retry_after_http_date_is_honoured(set_connection, requests_mock, no_sleep):
+    set_connection(**NO_PACING)
+    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    requests_mock.delete(
+        f"{US}/v1/meeting_agents",
+        [{"status_code": 429, "headers": {"Retry-After": format_datetime(when, usegmt=True)}},
+         {"status_code": 202}],
+    )
+    assert make_hook().cancel_scheduled_meeting_agent("k") is True
+    assert len(no_sleep) == 1
+    assert 25 <= no_sleep[0] <= 31
+
+
+def test_retry_after_beyond_cap_fails_without_sleeping(set_connection, requests_mock, no_sleep):
+    set_connection(**NO_PACING)
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=429, headers={"Retry-After": "7200"})
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert "7200 s" in str(info.value)
+    assert "300 s" in str(info.value)
+    assert info.value.status_code == 429
+    assert no_sleep == []
+    assert requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_retryable_status_exhausts_budget(set_connection, requests_mock, no_sleep, status):
+    set_connection(max_retries=3, **NO_PACING)
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=status)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert requests_mock.call_count == 4
+    assert info.value.status_code == status
+    assert "4 attempt(s)" in str(info.value)
+    # Exponential back-off with jitter: each wait within [ceiling/2, ceiling], ceilings doubling.
+    assert len(no_sleep) == 3
+    for attempt, waited in enumerate(no_sleep):
+        ceiling = CronofyHook.retry_backoff * 2**attempt
+        assert ceiling / 2 <= waited <= ceiling
+
+
+def test_default_budget_is_six_requests(set_connection, requests_mock, no_sleep):
+    set_connection(**NO_PACING)
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=503)
+    with pytest.raises(CronofyAPIError):
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert requests_mock.call_count == 6
+
+
+@pytest.mark.parametrize(
+    "exc", [requests.ConnectionError, requests.ConnectTimeout, requests.ReadTimeout]
+)
+def test_transport_errors_are_retried(set_connection, requests_mock, no_sleep, exc):
+    set_connection(**NO_PACING)
+    requests_mock.delete(f"{US}/v1/meeting_agents", [{"exc": exc}, {"exc": exc}, {"status_code": 202}])
+    assert make_hook().cancel_scheduled_meeting_agent("k") is True
+    assert requests_mock.call_count == 3
+
+
+def test_transport_error_after_budget_names_the_cause(set_connection, requests_mock, no_sleep):
+    set_connection(max_retries=1, **NO_PACING)
+    requests_mock.delete(f"{US}/v1/meeting_agents", exc=requests.ReadTimeout)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert info.value.status_code is None
+    assert "no answer in time" in str(info.value)
+    assert requests_mock.call_count == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 422, 423])
+def test_client_errors_are_not_retried(set_connection, requests_mock, no_sleep, status):
+    set_connection(**NO_PACING)
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=status)
+    with pytest.raises(CronofyAPIError):
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert requests_mock.call_count == 1
+    assert no_sleep == []
+
+
+def test_404_on_event_call_is_not_retried_and_names_calendar(set_connection, requests_mock, no_sleep):
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.post(f"{US}/v1/calendars/cal_nope/events", status_code=404)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().remove_meeting_agent_from_event("cal_nope", "evt")
+    assert "cal_nope" in str(info.value)
+    assert info.value.fatal
+    assert requests_mock.call_count == 1
+
+
+# ---------------------------------------------------------------- error messages
+
+
+def test_401_names_data_center(set_connection, requests_mock):
+    set_connection(data_center="de")
+    requests_mock.delete(f"{DATA_CENTERS['de']}/v1/meeting_agents", status_code=401)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    message = str(info.value)
+    assert "'de'" in message
+    assert "another data center" in message
+    assert info.value.status_code == 401
+    assert info.value.fatal
+
+
+def test_402_says_plan(set_connection, requests_mock):
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=402)
+    with pytest.raises(CronofyAPIError, match="plan") as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert "Meeting Agents" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("method", "scope"), [("remove_meeting_agent_from_event", "create_event"), ("delete_event", "delete_event")]
+)
+def test_403_names_scope(set_connection, requests_mock, method, scope):
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.post(f"{US}/v1/calendars/cal/events", status_code=403)
+    requests_mock.delete(f"{US}/v1/calendars/cal/events", status_code=403)
+    with pytest.raises(CronofyAPIError) as info:
+        getattr(make_hook(), method)("cal", "evt")
+    assert f"'{scope}'" in str(info.value)
+
+
+def test_422_lists_each_field(set_connection, requests_mock):
+    set_connection()
+    errors = {
+        "scheduling_key": [{"key": "errors.invalid", "description": "is invalid"}],
+        "other": [{"key": "errors.required", "description": "required"}],
+    }
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=422, json={"errors": errors})
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert "scheduling_key: is invalid" in str(info.value)
+    assert "other: required" in str(info.value)
+    assert info.value.errors == errors
+
+
+def test_html_error_page_gives_clean_error(set_connection, requests_mock):
+    set_connection()
+    requests_mock.delete(
+        f"{US}/v1/meeting_agents", status_code=418, text="<html>teapot</html>",
+        headers={"Content-Type": "text/html"},
+    )
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert "418" in str(info.value)
+    assert "text/html" in str(info.value)
+    assert "<html>" not in str(info.value)
+
+
+def test_200_with_garbage_body_is_success(set_connection, requests_mock):
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=200, text="{truncated")
+    assert make_hook().cancel_scheduled_meeting_agent("k") is True
+
+
+def test_errors_are_airflow_exceptions(set_connection, requests_mock):
+    from airflow_provider_cronofy._compat import AirflowException
+
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=422)
+    with pytest.raises(AirflowException):
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert issubclass(CronofyError, AirflowException)
+
+
+# ---------------------------------------------------------------- access tokens
+
+
+def refreshable(set_connection, **extra):
+    return set_connection(client_id=CLIENT_ID, refresh_token=REFRESH_TOKEN, **extra)
+
+
+def test_refresh_before_first_calendar_call(set_connection, requests_mock):
+    refreshable(set_connection)
+    requests_mock.post(
+        f"{US}/oauth/token",
+        json={"token_type": "bearer", "access_token": "fresh-token-1", "expires_in": 3600,
+              "refresh_token": REFRESH_TOKEN},
+    )
+    requests_mock.post(f"{US}/v1/calendars/cal/events", status_code=202)
+    make_hook().remove_meeting_agent_from_event("cal", "evt")
+    token_req, call = requests_mock.request_history
+    assert token_req.path == "/oauth/token"
+    assert "Authorization" not in token_req.headers
+    assert json.loads(token_req.body) == {
+        "client_id": CLIENT_ID, "client_secret": API_KEY, "grant_type": "refresh_token",
+        "refresh_token": REFRESH_TOKEN,
+    }
+    assert call.headers["Authorization"] == "Bearer fresh-token-1"
+
+
+def test_401_refreshes_once_then_succeeds(set_connection, requests_mock):
+    refreshable(set_connection, access_token=ACCESS_TOKEN)
+    requests_mock.post(f"{US}/oauth/token", json={"access_token": "fresh-token-2"})
+    requests_mock.delete(
+        f"{US}/v1/calendars/cal/events", [{"status_code": 401}, {"status_code": 202}]
+    )
+    hook = make_hook()
+    hook.delete_event("cal", "evt")
+    methods = [(r.method, r.path) for r in requests_mock.request_history]
+    assert methods == [
+        ("DELETE", "/v1/calendars/cal/events"), ("POST", "/oauth/token"), ("DELETE", "/v1/calendars/cal/events")
+    ]
+    assert requests_mock.request_history[0].headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert requests_mock.last_request.headers["Authorization"] == "Bearer fresh-token-2"
+    # The fresh token is kept for the next call: no further refresh.
+    hook.delete_event("cal", "evt2")
+    assert [r.path for r in requests_mock.request_history].count("/oauth/token") == 1
+
+
+def test_401_after_refresh_is_an_error_with_one_refresh(set_connection, requests_mock):
+    refreshable(set_connection, access_token=ACCESS_TOKEN)
+    requests_mock.post(f"{US}/oauth/token", json={"access_token": "fresh-token-3"})
+    requests_mock.delete(f"{US}/v1/calendars/cal/events", status_code=401)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().delete_event("cal", "evt")
+    assert info.value.status_code == 401
+    assert "even after refreshing" in str(info.value)
+    assert requests_mock.call_count == 3
+
+
+def test_401_without_refresh_says_how_to_fix(set_connection, requests_mock):
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.delete(f"{US}/v1/calendars/cal/events", status_code=401)
+    with pytest.raises(CronofyAPIError, match="refresh_token"):
+        make_hook().delete_event("cal", "evt")
+    assert requests_mock.call_count == 1
+
+
+def test_revoked_refresh_token_is_fatal_and_names_fix(set_connection, requests_mock, no_sleep):
+    refreshable(set_connection)
+    requests_mock.post(f"{US}/oauth/token", status_code=400, json={"error": "invalid_grant"})
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().delete_event("cal", "evt")
+    assert "invalid_grant" in str(info.value)
+    assert "Re-authorise" in str(info.value)
+    assert info.value.fatal
+    assert requests_mock.call_count == 1
+
+
+def test_rotated_refresh_token_is_used_and_logged_without_token(set_connection, requests_mock, caplog):
+    refreshable(set_connection, access_token=ACCESS_TOKEN)
+    requests_mock.post(
+        f"{US}/oauth/token",
+        [{"json": {"access_token": "fresh-a", "refresh_token": "rotated-refresh-1"}},
+         {"json": {"access_token": "fresh-b"}}],
+    )
+    requests_mock.delete(
+        f"{US}/v1/calendars/cal/events",
+        [{"status_code": 401}, {"status_code": 202}, {"status_code": 401}, {"status_code": 202}],
+    )
+    hook = make_hook()
+    with caplog.at_level(logging.DEBUG):
+        hook.delete_event("cal", "e1")
+        hook.delete_event("cal", "e2")
+    token_requests = [r for r in requests_mock.request_history if r.path == "/oauth/token"]
+    assert json.loads(token_requests[1].body)["refresh_token"] == "rotated-refresh-1"
+    assert "new refresh token" in caplog.text
+    assert "rotated-refresh-1" not in caplog.text
+
+
+def test_missing_refresh_parts_named(set_connection, requests_mock):
+    set_connection(password=None, client_id=CLIENT_ID, refresh_token=REFRESH_TOKEN)
+    with pytest.raises(CronofyConfigError, match="access_token"):
+        make_hook().delete_event("cal", "evt")
+    assert requests_mock.call_count == 0
+
+
+# ---------------------------------------------------------------- test_connection
+
+
+def test_test_connection_verifies_access_token(set_connection, requests_mock):
+    set_connection(access_token=ACCESS_TOKEN, data_center="ca")
+    requests_mock.get(f"{DATA_CENTERS['ca']}/v1/userinfo", json={"sub": "acc_1"})
+    ok, message = make_hook().test_connection()
+    assert ok is True
+    assert "access token was accepted" in message
+    assert requests_mock.last_request.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+
+
+def test_test_connection_api_key_only_is_honest(set_connection, requests_mock):
+    set_connection()
+    ok, message = make_hook().test_connection()
+    assert ok is True
+    assert "no read-only call" in message
+    assert requests_mock.call_count == 0
+
+
+def test_test_connection_reports_bad_settings(set_connection):
+    set_connection(data_center="mars")
+    ok, message = make_hook().test_connection()
+    assert ok is False
+    assert "mars" in message
+
+
+def test_test_connection_rejected_token_single_attempt(set_connection, requests_mock):
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.get(f"{US}/v1/userinfo", status_code=401)
+    ok, message = make_hook().test_connection()
+    assert ok is False
+    assert "401" in message
+    assert ACCESS_TOKEN not in message
+    assert requests_mock.call_count == 1
+
+
+def test_test_connection_without_credentials_fails(set_connection):
+    set_connection(password=None)
+    ok, message = make_hook().test_connection()
+    assert ok is False
+    assert "no API key" in message
