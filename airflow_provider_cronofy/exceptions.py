@@ -58,11 +58,6 @@ class CronofyAPIError(CronofyError):
         self.item = item
         self.fatal = fatal
 
-    @property
-    def reason(self) -> str:
-        """The message without the item, for one line of a bulk report."""
-        return str(self.args[0]) if self.args else ""
-
 
 @dataclass(frozen=True)
 class ItemFailure:

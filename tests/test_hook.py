@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 import requests
@@ -135,8 +135,16 @@ def test_one_session_reused_and_closed(set_connection, requests_mock):
 # ---------------------------------------------------------------- settings
 
 
-@pytest.mark.parametrize(("value", "base"), [("UK", DATA_CENTERS["uk"]), (" de ", DATA_CENTERS["de"]),
-                                             (None, US), ("", US), ("sg", DATA_CENTERS["sg"])])
+@pytest.mark.parametrize(
+    ("value", "base"),
+    [
+        ("UK", DATA_CENTERS["uk"]),
+        (" de ", DATA_CENTERS["de"]),
+        (None, US),
+        ("", US),
+        ("sg", DATA_CENTERS["sg"]),
+    ],
+)
 def test_data_center_case_insensitive_default_us(set_connection, value, base):
     set_connection(**({"data_center": value} if value is not None else {}))
     hook = make_hook()
@@ -299,8 +307,10 @@ def test_retry_after_http_date_is_honoured(set_connection, requests_mock, no_sle
     when = datetime.now(timezone.utc) + timedelta(seconds=30)
     requests_mock.delete(
         f"{US}/v1/meeting_agents",
-        [{"status_code": 429, "headers": {"Retry-After": format_datetime(when, usegmt=True)}},
-         {"status_code": 202}],
+        [
+            {"status_code": 429, "headers": {"Retry-After": format_datetime(when, usegmt=True)}},
+            {"status_code": 202},
+        ],
     )
     assert make_hook().cancel_scheduled_meeting_agent("k") is True
     assert len(no_sleep) == 1
@@ -343,9 +353,7 @@ def test_default_budget_is_six_requests(set_connection, requests_mock, no_sleep)
     assert requests_mock.call_count == 6
 
 
-@pytest.mark.parametrize(
-    "exc", [requests.ConnectionError, requests.ConnectTimeout, requests.ReadTimeout]
-)
+@pytest.mark.parametrize("exc", [requests.ConnectionError, requests.ConnectTimeout, requests.ReadTimeout])
 def test_transport_errors_are_retried(set_connection, requests_mock, no_sleep, exc):
     set_connection(**NO_PACING)
     requests_mock.delete(f"{US}/v1/meeting_agents", [{"exc": exc}, {"exc": exc}, {"status_code": 202}])
@@ -407,7 +415,8 @@ def test_402_says_plan(set_connection, requests_mock):
 
 
 @pytest.mark.parametrize(
-    ("method", "scope"), [("remove_meeting_agent_from_event", "create_event"), ("delete_event", "delete_event")]
+    ("method", "scope"),
+    [("remove_meeting_agent_from_event", "create_event"), ("delete_event", "delete_event")],
 )
 def test_403_names_scope(set_connection, requests_mock, method, scope):
     set_connection(access_token=ACCESS_TOKEN)
@@ -435,7 +444,9 @@ def test_422_lists_each_field(set_connection, requests_mock):
 def test_html_error_page_gives_clean_error(set_connection, requests_mock):
     set_connection()
     requests_mock.delete(
-        f"{US}/v1/meeting_agents", status_code=418, text="<html>teapot</html>",
+        f"{US}/v1/meeting_agents",
+        status_code=418,
+        text="<html>teapot</html>",
         headers={"Content-Type": "text/html"},
     )
     with pytest.raises(CronofyAPIError) as info:
@@ -472,8 +483,12 @@ def test_refresh_before_first_calendar_call(set_connection, requests_mock):
     refreshable(set_connection)
     requests_mock.post(
         f"{US}/oauth/token",
-        json={"token_type": "bearer", "access_token": "fresh-token-1", "expires_in": 3600,
-              "refresh_token": REFRESH_TOKEN},
+        json={
+            "token_type": "bearer",
+            "access_token": "fresh-token-1",
+            "expires_in": 3600,
+            "refresh_token": REFRESH_TOKEN,
+        },
     )
     requests_mock.post(f"{US}/v1/calendars/cal/events", status_code=202)
     make_hook().remove_meeting_agent_from_event("cal", "evt")
@@ -481,7 +496,9 @@ def test_refresh_before_first_calendar_call(set_connection, requests_mock):
     assert token_req.path == "/oauth/token"
     assert "Authorization" not in token_req.headers
     assert json.loads(token_req.body) == {
-        "client_id": CLIENT_ID, "client_secret": API_KEY, "grant_type": "refresh_token",
+        "client_id": CLIENT_ID,
+        "client_secret": API_KEY,
+        "grant_type": "refresh_token",
         "refresh_token": REFRESH_TOKEN,
     }
     assert call.headers["Authorization"] == "Bearer fresh-token-1"
@@ -490,14 +507,14 @@ def test_refresh_before_first_calendar_call(set_connection, requests_mock):
 def test_401_refreshes_once_then_succeeds(set_connection, requests_mock):
     refreshable(set_connection, access_token=ACCESS_TOKEN)
     requests_mock.post(f"{US}/oauth/token", json={"access_token": "fresh-token-2"})
-    requests_mock.delete(
-        f"{US}/v1/calendars/cal/events", [{"status_code": 401}, {"status_code": 202}]
-    )
+    requests_mock.delete(f"{US}/v1/calendars/cal/events", [{"status_code": 401}, {"status_code": 202}])
     hook = make_hook()
     hook.delete_event("cal", "evt")
     methods = [(r.method, r.path) for r in requests_mock.request_history]
     assert methods == [
-        ("DELETE", "/v1/calendars/cal/events"), ("POST", "/oauth/token"), ("DELETE", "/v1/calendars/cal/events")
+        ("DELETE", "/v1/calendars/cal/events"),
+        ("POST", "/oauth/token"),
+        ("DELETE", "/v1/calendars/cal/events"),
     ]
     assert requests_mock.request_history[0].headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
     assert requests_mock.last_request.headers["Authorization"] == "Bearer fresh-token-2"
@@ -540,8 +557,10 @@ def test_rotated_refresh_token_is_used_and_logged_without_token(set_connection, 
     refreshable(set_connection, access_token=ACCESS_TOKEN)
     requests_mock.post(
         f"{US}/oauth/token",
-        [{"json": {"access_token": "fresh-a", "refresh_token": "rotated-refresh-1"}},
-         {"json": {"access_token": "fresh-b"}}],
+        [
+            {"json": {"access_token": "fresh-a", "refresh_token": "rotated-refresh-1"}},
+            {"json": {"access_token": "fresh-b"}},
+        ],
     )
     requests_mock.delete(
         f"{US}/v1/calendars/cal/events",

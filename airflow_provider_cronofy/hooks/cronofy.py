@@ -159,6 +159,13 @@ class CronofyHook(BaseHook):
     @cached_property
     def settings(self) -> CronofySettings:
         """The connection's settings, resolved and validated (raises :class:`CronofyConfigError`)."""
+        try:
+            return self._resolve_settings()
+        except CronofyConfigError as error:
+            # A message names the bad value; a credential pasted into the wrong field stays hidden.
+            raise CronofyConfigError(self.redact(str(error))) from None
+
+    def _resolve_settings(self) -> CronofySettings:
         conn = self._connection
         extra = _extra_of(conn)
         merged = {
@@ -686,8 +693,13 @@ class CronofyHook(BaseHook):
         # Messages are built from our own words and Cronofy's error keys; this is the last guard
         # against a server that echoes a credential back.
         creds = self._credentials
-        for secret in {creds.api_key, self._access_token, creds.access_token, self._refresh_token,
-                       creds.refresh_token}:
+        for secret in {
+            creds.api_key,
+            self._access_token,
+            creds.access_token,
+            self._refresh_token,
+            creds.refresh_token,
+        }:
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "***")
         return text
@@ -703,9 +715,7 @@ def validate_item(name: str, value: object) -> None:
     it is almost always a templated list that was rendered to text.
     """
     if not isinstance(value, str):
-        raise CronofyInputError(
-            f"{name} must be a string, got {type(value).__name__}: {value!r:.100}."
-        )
+        raise CronofyInputError(f"{name} must be a string, got {type(value).__name__}: {value!r:.100}.")
     if not value.strip():
         raise CronofyInputError(f"{name} must be a non-blank string, got {value!r}.")
     stripped = value.strip()
@@ -742,9 +752,7 @@ def _extra_of(conn: Any) -> dict[str, Any]:
     try:
         extra = conn.extra_dejson
     except Exception:  # a malformed extra must not leak its text into an exception
-        raise CronofyConfigError(
-            f"The extra of connection '{conn.conn_id}' is not valid JSON."
-        ) from None
+        raise CronofyConfigError(f"The extra of connection '{conn.conn_id}' is not valid JSON.") from None
     return extra if isinstance(extra, dict) else {}
 
 
@@ -761,9 +769,7 @@ def _parse_data_center(value: object) -> str:
         return "us"
     if isinstance(value, str) and value.strip().lower() in DATA_CENTERS:
         return value.strip().lower()
-    raise CronofyConfigError(
-        f"Unknown Cronofy data center {value!r}: use one of {', '.join(DATA_CENTERS)}."
-    )
+    raise CronofyConfigError(f"Unknown Cronofy data center {value!r}: use one of {', '.join(DATA_CENTERS)}.")
 
 
 def _is_loopback(hostname: str) -> bool:

@@ -37,9 +37,7 @@ class RequestPacer:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._windows = [
-            (int(limit), seconds * WINDOW_MARGIN, deque[float]())
-            for limit, seconds in windows
-            if limit
+            (int(limit), seconds * WINDOW_MARGIN, deque[float]()) for limit, seconds in windows if limit
         ]
         self._clock = clock
         self._sleep = sleep

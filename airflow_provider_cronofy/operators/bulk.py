@@ -15,6 +15,7 @@ from typing import Any
 from airflow_provider_cronofy.exceptions import (
     CronofyAPIError,
     CronofyBulkError,
+    CronofyError,
     CronofyInputError,
     ItemFailure,
 )
@@ -34,8 +35,7 @@ def normalise_items(name: str, value: object) -> list[str]:
         return [value]
     if isinstance(value, (bytes, bytearray, dict, set, frozenset)) or not isinstance(value, Sequence):
         raise CronofyInputError(
-            f"{name} must be a string or a list of strings, got {type(value).__name__}: "
-            f"{value!r:.100}."
+            f"{name} must be a string or a list of strings, got {type(value).__name__}: {value!r:.100}."
         )
     problems: list[str] = []
     for index, item in enumerate(value):
@@ -76,9 +76,11 @@ def run_bulk(
     for index, item in enumerate(items):
         try:
             results[call(item)].append(item)
-        except CronofyAPIError as error:
-            failures.append(ItemFailure(item, error.status_code, redact(error.reason)))
-            if error.fatal:
+        except CronofyError as error:
+            status = error.status_code if isinstance(error, CronofyAPIError) else None
+            failures.append(ItemFailure(item, status, redact(str(error))))
+            # A settings or credential problem is the same for every item: stop, like a 401.
+            if not isinstance(error, CronofyAPIError) or error.fatal:
                 fatal = True
                 not_attempted = list(items[index + 1 :])
                 break
@@ -90,23 +92,28 @@ def run_bulk(
             done = index + 1
             log.info(
                 "Progress: %d/%d %s done, %d failed, %.1f/s.",
-                done, total, noun, len(failures), done / (now - started),
+                done,
+                total,
+                noun,
+                len(failures),
+                done / (now - started),
             )
     elapsed = time.monotonic() - started
     summary = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in results.items())
     log.info(
         "Done: %d %s in %.1f s: %s, %d failed%s.",
-        total, noun, elapsed, summary, len(failures),
+        total,
+        noun,
+        elapsed,
+        summary,
+        len(failures),
         f", {len(not_attempted)} not attempted" if not_attempted else "",
     )
     if failures:
         lines = [
-            f"  - {f.item!r}: " + (f"{f.status_code}: " if f.status_code else "") + f.reason
-            for f in failures
+            f"  - {f.item!r}: " + (f"{f.status_code}: " if f.status_code else "") + f.reason for f in failures
         ]
-        message = (
-            f"{len(failures)} of {total} {noun} failed ({summary}):\n" + "\n".join(lines)
-        )
+        message = f"{len(failures)} of {total} {noun} failed ({summary}):\n" + "\n".join(lines)
         if fatal:
             message += (
                 f"\nThe run stopped at this error, which every other item would meet too: "

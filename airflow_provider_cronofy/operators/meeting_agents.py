@@ -65,6 +65,7 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
             self.log.info("No scheduling keys given: nothing to cancel.")
             return {"cancelled": [], "not_found": []}
         with CronofyHook(self.cronofy_conn_id) as hook:
+            hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_api_key()
 
             def cancel(key: str) -> str:
@@ -137,6 +138,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
             return {"cancelled": []}
         calendar_id = self.calendar_id
         with CronofyHook(self.cronofy_conn_id) as hook:
+            hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_calendar_credentials()
             action = hook.delete_event if self.delete_event else hook.remove_meeting_agent_from_event
 

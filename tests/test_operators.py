@@ -1,0 +1,277 @@
+"""The cancel operators over requests-mock: inputs, bulk semantics, return values, failures."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyConfigError, CronofyInputError
+from airflow_provider_cronofy.operators import bulk
+from airflow_provider_cronofy.operators.meeting_agents import (
+    CancelIntegratedMeetingAgentOperator,
+    CancelScheduledMeetingAgentOperator,
+)
+from tests.conftest import ACCESS_TOKEN
+
+US = "https://api.cronofy.com"
+AGENTS = f"{US}/v1/meeting_agents"
+EVENTS = f"{US}/v1/calendars/cal_1/events"
+
+
+class FakeTI:
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def scheduled(keys, **kwargs):
+    return CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys, **kwargs)
+
+
+def integrated(event_ids, **kwargs):
+    kwargs.setdefault("calendar_id", "cal_1")
+    return CancelIntegratedMeetingAgentOperator(task_id="cancel_evt", event_id=event_ids, **kwargs)
+
+
+def sent_keys(requests_mock):
+    return [json.loads(r.body)["scheduling_key"] for r in requests_mock.request_history]
+
+
+def answer_by_key(statuses):
+    """A requests-mock callback answering each scheduling key with its own status (default 202)."""
+
+    def callback(request, context):
+        context.status_code = statuses.get(json.loads(request.body)["scheduling_key"], 202)
+        return ""
+
+    return callback
+
+
+@pytest.fixture(autouse=True)
+def _conn(set_connection):
+    set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=0)
+
+
+# ---------------------------------------------------------------- scheduled agents
+
+
+def test_one_key(requests_mock):
+    requests_mock.delete(AGENTS, status_code=202)
+    assert scheduled("k1").execute({}) == {"cancelled": ["k1"], "not_found": []}
+    assert sent_keys(requests_mock) == ["k1"]
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+def test_list_keeps_order_sends_duplicates_once(requests_mock, container):
+    requests_mock.delete(AGENTS, text=answer_by_key({"b": 404}))
+    result = scheduled(container(["c", "a", "b", "a", "c"])).execute({})
+    assert result == {"cancelled": ["c", "a"], "not_found": ["b"]}
+    assert sent_keys(requests_mock) == ["c", "a", "b"]
+
+
+def test_keys_sent_exactly_as_given(requests_mock):
+    requests_mock.delete(AGENTS, status_code=202)
+    scheduled([" padded ", "Ünïcode-key"]).execute({})
+    assert sent_keys(requests_mock) == [" padded ", "Ünïcode-key"]
+
+
+def test_empty_list_sends_nothing(requests_mock):
+    assert scheduled([]).execute({}) == {"cancelled": [], "not_found": []}
+    assert requests_mock.call_count == 0
+
+
+def test_one_session_for_the_whole_list(requests_mock, monkeypatch):
+    import requests
+
+    sessions = []
+    original = requests.Session.__init__
+
+    def init(self, *a, **k):
+        sessions.append(self)
+        original(self, *a, **k)
+
+    monkeypatch.setattr(requests.Session, "__init__", init)
+    requests_mock.delete(AGENTS, status_code=202)
+    scheduled([f"k{i}" for i in range(20)]).execute({})
+    assert len(sessions) == 1
+    assert requests_mock.call_count == 20
+
+
+BAD_KEYS = [
+    (None, "got NoneType"),
+    (5, "got int"),
+    (5.5, "got float"),
+    ("", "non-blank"),
+    ("   ", "non-blank"),
+    (["ok", 3], "scheduling_key[1] must be a string"),
+    (["ok", None], "scheduling_key[1] must be a string"),
+    (["ok", ""], "scheduling_key[1] must be a non-blank"),
+    ([["nested"]], "scheduling_key[0] must be a string, got list"),
+    ({"k": 1}, "got dict"),
+    ({"a", "b"}, "got set"),
+    (b"bytes", "got bytes"),
+    ("['a', 'b']", "looks like a list rendered to a string"),
+    ('["a"]', "looks like a list rendered to a string"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), BAD_KEYS)
+def test_bad_keys_refused_before_any_request(requests_mock, value, message):
+    with pytest.raises(CronofyInputError, match="scheduling_key") as info:
+        scheduled(value).execute({})
+    assert message in str(info.value)
+    assert requests_mock.call_count == 0
+
+
+def test_every_bad_item_named_at_once(requests_mock):
+    with pytest.raises(CronofyInputError) as info:
+        scheduled(["a", 1, "b", None, " "]).execute({})
+    text = str(info.value)
+    assert "3 of the 5 items" in text
+    for index in (1, 3, 4):
+        assert f"scheduling_key[{index}]" in text
+    assert requests_mock.call_count == 0
+
+
+def test_missing_api_key_before_any_request(requests_mock, set_connection):
+    set_connection(password=None)
+    with pytest.raises(CronofyConfigError, match="API key"):
+        scheduled(["a", "b"]).execute({})
+    assert requests_mock.call_count == 0
+
+
+def test_partial_failure_attempts_all_and_lists_each(requests_mock, no_sleep):
+    requests_mock.delete(AGENTS, text=answer_by_key({"bad1": 422, "gone": 404, "bad2": 503}))
+    ti = FakeTI()
+    with pytest.raises(CronofyBulkError) as info:
+        scheduled(["a", "bad1", "b", "gone", "bad2", "c"]).execute({"ti": ti})
+    error = info.value
+    assert [f.item for f in error.failures] == ["bad1", "bad2"]
+    assert [f.status_code for f in error.failures] == [422, 503]
+    assert "'bad1': 422" in str(error)
+    assert "'bad2': 503" in str(error)
+    assert "2 of 6" in str(error)
+    assert error.results == {"cancelled": ["a", "b", "c"], "not_found": ["gone"]}
+    assert ti.pushed["partial_result"] == error.results
+    # Every key attempted; the 503 one with its whole retry budget (6 requests).
+    assert sent_keys(requests_mock).count("bad2") == 6
+    assert {"a", "b", "c", "gone", "bad1"} <= set(sent_keys(requests_mock))
+
+
+@pytest.mark.parametrize("status", [401, 402, 403])
+def test_fatal_status_stops_the_run(requests_mock, status):
+    requests_mock.delete(AGENTS, text=answer_by_key({"k2": status}))
+    with pytest.raises(CronofyBulkError) as info:
+        scheduled(["k1", "k2", "k3", "k4", "k5"]).execute({})
+    assert sent_keys(requests_mock) == ["k1", "k2"]
+    assert info.value.not_attempted == ["k3", "k4", "k5"]
+    assert "3 item(s) were not attempted" in str(info.value)
+    assert info.value.results["cancelled"] == ["k1"]
+
+
+def test_progress_is_logged(requests_mock, monkeypatch, caplog, capsys):
+    monkeypatch.setattr(bulk, "PROGRESS_EVERY_SECONDS", 0.0)
+    requests_mock.delete(AGENTS, status_code=202)
+    with caplog.at_level(logging.INFO):
+        scheduled(["a", "b", "c"]).execute({})
+    # The task logger is stdlib logging on Airflow 2 and structlog (printed) on Airflow 3.
+    text = caplog.text + capsys.readouterr().out
+    assert "Progress: 1/3 scheduling keys done, 0 failed," in text
+    assert "Progress: 3/3 scheduling keys done, 0 failed," in text
+    assert "Done: 3 scheduling keys" in text
+
+
+def test_template_fields():
+    assert set(CancelScheduledMeetingAgentOperator.template_fields) == {"scheduling_key", "cronofy_conn_id"}
+    assert set(CancelIntegratedMeetingAgentOperator.template_fields) == {
+        "calendar_id",
+        "event_id",
+        "cronofy_conn_id",
+    }
+
+
+def test_init_does_not_validate_or_connect(requests_mock):
+    # Templates are rendered after __init__: it must store arguments unchanged.
+    op = scheduled("{{ ti.xcom_pull('keys') }}", cronofy_conn_id="{{ var.value.conn }}")
+    assert op.scheduling_key == "{{ ti.xcom_pull('keys') }}"
+    assert requests_mock.call_count == 0
+
+
+# ---------------------------------------------------------------- integrated agents
+
+
+def test_remove_agent_is_default(requests_mock):
+    requests_mock.post(EVENTS, status_code=202)
+    assert integrated(["e1", "e2"]).execute({}) == {"cancelled": ["e1", "e2"]}
+    assert [json.loads(r.body) for r in requests_mock.request_history] == [
+        {"event_id": "e1", "meeting_agent": {"profile_id": "none"}},
+        {"event_id": "e2", "meeting_agent": {"profile_id": "none"}},
+    ]
+
+
+def test_delete_event(requests_mock):
+    requests_mock.delete(EVENTS, status_code=202)
+    assert integrated("e1", delete_event=True).execute({}) == {"cancelled": ["e1"]}
+    assert requests_mock.last_request.method == "DELETE"
+    assert json.loads(requests_mock.last_request.body) == {"event_id": "e1"}
+
+
+def test_unknown_calendar_stops_and_names_it(requests_mock):
+    requests_mock.post(f"{US}/v1/calendars/cal_x/events", status_code=404)
+    with pytest.raises(CronofyBulkError) as info:
+        integrated(["e1", "e2", "e3"], calendar_id="cal_x").execute({})
+    assert "cal_x" in str(info.value)
+    assert requests_mock.call_count == 1
+    assert info.value.not_attempted == ["e2", "e3"]
+
+
+def test_event_422_fails_item_others_go_on(requests_mock):
+    def callback(request, context):
+        context.status_code = 422 if json.loads(request.body)["event_id"] == "bad" else 202
+        return ""
+
+    requests_mock.post(EVENTS, text=callback)
+    with pytest.raises(CronofyBulkError) as info:
+        integrated(["e1", "bad", "e2"]).execute({})
+    assert info.value.results == {"cancelled": ["e1", "e2"]}
+    assert [f.item for f in info.value.failures] == ["bad"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"event_id": None}, "event_id must be a string"),
+        ({"event_id": 12}, "event_id must be a string"),
+        ({"event_id": ""}, "event_id must be a non-blank"),
+        ({"event_id": ["e1", 2]}, "event_id[1]"),
+        ({"event_id": "e1", "delete_event": "yes"}, "delete_event must be True or False"),
+        ({"event_id": "e1", "delete_event": 1}, "delete_event must be True or False"),
+        ({"event_id": "e1", "calendar_id": None}, "calendar_id must be a string"),
+        ({"event_id": "e1", "calendar_id": "  "}, "calendar_id must be a non-blank"),
+        ({"event_id": "e1", "calendar_id": ".."}, "dot segment"),
+        ({"event_id": "e1", "calendar_id": "cal 1"}, "whitespace"),
+        ({"event_id": "e1", "calendar_id": ["cal_1"]}, "calendar_id must be a string"),
+    ],
+)
+def test_integrated_bad_input_sends_nothing(requests_mock, kwargs, message):
+    event_ids = kwargs.pop("event_id")
+    with pytest.raises(CronofyInputError) as info:
+        integrated(event_ids, **kwargs).execute({})
+    assert message in str(info.value)
+    assert requests_mock.call_count == 0
+
+
+def test_integrated_without_token_fails_before_request(requests_mock, set_connection):
+    set_connection()
+    with pytest.raises(CronofyConfigError, match="access token"):
+        integrated(["e1"]).execute({})
+    assert requests_mock.call_count == 0
+
+
+def test_integrated_empty_list(requests_mock):
+    assert integrated([]).execute({}) == {"cancelled": []}
+    assert requests_mock.call_count == 0

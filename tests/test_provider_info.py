@@ -1,0 +1,117 @@
+"""Registration with Airflow: provider info against Airflow's own schema, discovery, the form."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import airflow
+import jsonschema
+import pytest
+
+from airflow_provider_cronofy import __version__
+from airflow_provider_cronofy._compat import AIRFLOW_V_3
+from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
+from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+
+
+def test_provider_info_passes_airflows_schema():
+    schema_path = Path(airflow.__file__).parent / "provider_info.schema.json"
+    schema = json.loads(schema_path.read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_package_name_is_the_normalised_distribution_name():
+    dist = metadata.distribution("airflow-provider-cronofy")
+    assert get_provider_info()["package-name"] == dist.metadata["Name"].lower().replace("_", "-")
+    assert dist.version == __version__
+
+
+def test_entry_point_is_registered():
+    (entry_point,) = [
+        ep
+        for ep in metadata.entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("airflow_provider_cronofy")
+    ]
+    assert entry_point.load() is get_provider_info
+
+
+def test_listed_modules_and_classes_import():
+    info = get_provider_info()
+    for section in ("hooks", "operators"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                __import__(module)
+    (conn_type,) = info["connection-types"]
+    module, _, name = conn_type["hook-class-name"].rpartition(".")
+    assert getattr(__import__(module, fromlist=[name]), name) is CronofyHook
+    assert conn_type["connection-type"] == CronofyHook.conn_type == "cronofy"
+
+
+def test_hook_has_what_airflow_needs():
+    assert CronofyHook.conn_name_attr == "cronofy_conn_id"
+    assert CronofyHook.default_conn_name == "cronofy_default"
+    assert CronofyHook.hook_name == "Cronofy"
+    assert callable(CronofyHook.test_connection)
+
+
+def test_providers_manager_discovers_hook_and_form():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-provider-cronofy" in manager.providers
+    hook_info = manager.hooks["cronofy"]
+    assert hook_info is not None
+    assert hook_info.hook_class_name == "airflow_provider_cronofy.hooks.cronofy.CronofyHook"
+    assert hook_info.connection_testable
+    widgets = manager.connection_form_widgets
+    for name in CONN_FIELDS:
+        assert f"extra__cronofy__{name}" in widgets
+    behaviour = manager.field_behaviours["cronofy"]
+    assert set(behaviour["hidden_fields"]) == {"schema", "login", "port", "extra"}
+    assert behaviour["relabeling"]["password"] == "API key (client secret)"
+
+
+def test_secret_fields_are_marked_sensitive():
+    for name in ("access_token", "refresh_token"):
+        assert CONN_FIELDS[name]["schema"]["format"] == "password"
+    for name, field in CONN_FIELDS.items():
+        if name not in ("access_token", "refresh_token"):
+            assert field["schema"].get("format") != "password"
+
+
+def test_conn_field_schemas_are_valid_json_schema():
+    for field in CONN_FIELDS.values():
+        jsonschema.Draft7Validator.check_schema(field["schema"])
+        assert field["label"] and field["description"]
+
+
+def test_ui_field_behaviour_method_matches_provider_info():
+    behaviour = CronofyHook.get_ui_field_behaviour()
+    assert behaviour == {
+        "hidden_fields": UI_FIELD_BEHAVIOUR["hidden-fields"],
+        "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
+        "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
+    }
+
+
+@pytest.mark.skipif(AIRFLOW_V_3, reason="Airflow 3 builds the form from conn-fields; wtforms is Airflow 2's")
+def test_connection_form_widgets_match_conn_fields():
+    from wtforms import PasswordField
+
+    widgets = CronofyHook.get_connection_form_widgets()
+    assert list(widgets) == list(CONN_FIELDS)
+    for name in ("access_token", "refresh_token"):
+        assert widgets[name].field_class is PasswordField
+
+
+def test_provider_discovery_imports_nothing_heavy():
+    code = (
+        "import sys, airflow_provider_cronofy.get_provider_info as m; m.get_provider_info(); "
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('airflow', 'requests', 'tenacity')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
