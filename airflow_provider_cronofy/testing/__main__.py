@@ -1,0 +1,151 @@
+"""Run the Cronofy emulator from the shell: ``python -m airflow_provider_cronofy.testing``.
+
+Prints the URL and an ``AIRFLOW_CONN_CRONOFY_DEFAULT=...`` line to export, then serves until
+Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from airflow_provider_cronofy.testing.emulator import CronofyEmulator
+
+DEMO_ACCESS_TOKEN = "emulator-access-token"
+DEMO_REFRESH_TOKEN = "emulator-refresh-token"
+DEMO_CALENDAR_ID = "cal_demo"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_cronofy.testing",
+        description="Serve a local Cronofy API emulator for tests and demos.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=_non_negative, default=8765, help="port; 0 picks a free one (default 8765)"
+    )
+    parser.add_argument("--api-key", default="emulator-api-key", help="API key (client secret) to accept")
+    parser.add_argument("--client-id", default="emulator-client-id", help="OAuth client id to accept")
+    parser.add_argument(
+        "--unknown-key-status",
+        type=int,
+        choices=(202, 404),
+        default=202,
+        help="answer to cancelling an unknown or already-cancelled scheduling key (default 202)",
+    )
+    parser.add_argument(
+        "--rate-limit-per-second", type=_non_negative, default=50, help="0 = off (default 50)"
+    )
+    parser.add_argument(
+        "--rate-limit-per-minute", type=_non_negative, default=500, help="0 = off (default 500)"
+    )
+    parser.add_argument(
+        "--rotate-refresh-tokens", action="store_true", help="issue a new refresh token on every refresh"
+    )
+    parser.add_argument(
+        "--seed-demo",
+        action="store_true",
+        help=f"pre-load agents demo-key-1..3 and events evt_demo_1..2 (with agents) in {DEMO_CALENDAR_ID}",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def seed_demo(emulator: CronofyEmulator) -> None:
+    """Pre-load the demo agents and events (the calendar must already exist)."""
+    for number in (1, 2, 3):
+        emulator.schedule_agent(
+            f"demo-key-{number}",
+            join_url=f"https://meet.example.com/demo-{number}",
+            join_time=f"2030-01-0{number}T10:00:00Z",
+        )
+    for number in (1, 2):
+        emulator.add_event(DEMO_CALENDAR_ID, f"evt_demo_{number}", summary=f"Demo meeting {number}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until interrupted; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not _is_loopback(args.host):
+        parser.error(
+            f"--host {args.host!r} is not a loopback address: this is a test server with well-known "
+            "credentials, so it only listens on 127.0.0.1, ::1 or localhost"
+        )
+    emulator = CronofyEmulator(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        client_id=args.client_id,
+        rate_limit_per_second=args.rate_limit_per_second,
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        unknown_scheduling_key_status=args.unknown_key_status,
+        verbose=args.verbose,
+    )
+    emulator.rotate_refresh_tokens = args.rotate_refresh_tokens
+    emulator.add_access_token(DEMO_ACCESS_TOKEN)
+    emulator.add_refresh_token(DEMO_REFRESH_TOKEN)
+    emulator.add_calendar(DEMO_CALENDAR_ID, access_token=DEMO_ACCESS_TOKEN)
+    if args.seed_demo:
+        seed_demo(emulator)
+
+    stop_requested = threading.Event()
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    try:
+        emulator.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        connection = emulator.airflow_connection_json(
+            access_token=DEMO_ACCESS_TOKEN, refresh_token=DEMO_REFRESH_TOKEN
+        )
+        # flush: whoever started us reads these lines through a pipe.
+        print(f"Cronofy emulator listening on {emulator.url}", flush=True)
+        print(f"AIRFLOW_CONN_CRONOFY_DEFAULT={shlex.quote(connection)}", flush=True)
+        print(
+            f"Calendar {DEMO_CALENDAR_ID} belongs to the access token's account. Ctrl-C to stop.",
+            file=sys.stderr,
+            flush=True,
+        )
+        # Waiting in short slices keeps the main thread responsive to Ctrl-C.
+        while not stop_requested.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

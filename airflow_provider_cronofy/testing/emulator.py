@@ -1,0 +1,1152 @@
+"""A local emulator of the Cronofy API endpoints this provider talks to.
+
+This is Cronofy's side of the contract, written independently of the client: it imports only the
+standard library so that a bug shared by client and server cannot make a test pass.
+
+Choices where Cronofy's behaviour is unconfirmed (see the provider README):
+
+* ``DELETE /v1/meeting_agents`` for a key never scheduled or already cancelled answers
+  ``unknown_scheduling_key_status``: 202 (default, empty body) or 404 with
+  ``{"errors": {"scheduling_key": [{"key": "errors.not_found", ...}]}}``.
+* An upsert of an existing event accepts a partial body (``event_id`` plus the fields to change).
+* A 429 from the rate limiter carries no ``Retry-After``.
+* A non-empty request body whose ``Content-Type`` is not ``application/json`` gets 415.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hmac
+import http
+import json
+import random
+import secrets
+import socket
+import socketserver
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+
+__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_SCOPES", "CronofyEmulator", "RecordedRequest"]
+
+DEFAULT_SCOPES: tuple[str, ...] = ("read_events", "create_event", "delete_event")
+"""Scopes given to access and refresh tokens registered without explicit scopes."""
+
+DEFAULT_ACCOUNT_ID = "acc_emulator"
+"""Account that owns tokens registered without an explicit account."""
+
+_JSON = "application/json; charset=utf-8"
+# Bodies are test payloads of a few hundred bytes; the cap only stops a runaway client.
+_MAX_BODY_BYTES = 1 << 20
+_REQUIRED = [{"key": "errors.required", "description": "required"}]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request the emulator received, as received.
+
+    ``path`` is the raw request target (percent-encoding and query string kept), ``headers`` has
+    lower-cased names, ``json`` is the parsed body or ``None`` when the body is empty or not JSON.
+    ``status`` is the status answered, or ``None`` when the connection was dropped (or the request
+    is still being answered). ``connection_id`` numbers the accepted TCP connections from 1, so two
+    requests with the same id travelled on one keep-alive connection. ``time`` is
+    ``time.monotonic()`` at arrival.
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: object | None
+    status: int | None
+    connection_id: int
+    time: float
+
+
+@dataclass
+class _Record:
+    # Mutable twin of RecordedRequest: the slot is taken at arrival (to keep arrival order) and the
+    # status filled in once the answer is known.
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: object | None
+    connection_id: int
+    time: float
+    status: int | None = None
+
+    def freeze(self) -> RecordedRequest:
+        return RecordedRequest(
+            method=self.method,
+            path=self.path,
+            headers=dict(self.headers),
+            body=self.body,
+            json=self.json,
+            status=self.status,
+            connection_id=self.connection_id,
+            time=self.time,
+        )
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _AccessToken:
+    scopes: tuple[str, ...]
+    account_id: str
+    expires_at: float | None = None
+    expired: bool = False
+
+    def is_valid(self, now: float) -> bool:
+        return not self.expired and (self.expires_at is None or now < self.expires_at)
+
+
+@dataclass
+class _RefreshToken:
+    scopes: tuple[str, ...]
+    account_id: str
+
+
+@dataclass
+class _ScriptedFault:
+    kind: str  # "fail", "delay" or "drop"
+    remaining: int
+    method: str | None
+    path: str | None
+    status: int = 503
+    retry_after: str | None = None
+    body: bytes | None = None
+    content_type: str = _JSON
+    seconds: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method:
+            return False
+        return self.path is None or _path_matches(self.path, path)
+
+
+@dataclass
+class _RandomFaults:
+    rng: random.Random
+    p_503: float
+    p_429: float
+    p_429_retry_after: float
+    retry_after_seconds: int
+    p_drop: float
+    p_delay: float
+    delay_seconds: float
+    paths: tuple[str, ...] | None
+
+
+@dataclass
+class _Decision:
+    kind: str | None = None  # None (answer normally), "fail", "delay" or "drop"
+    response: _Response | None = None
+    seconds: float = 0.0
+
+
+class _Reject(Exception):
+    """Raised inside a route to answer with ``response`` straight away."""
+
+    def __init__(self, response: _Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _path_matches(pattern: str, path: str) -> bool:
+    # Filters name the path without its query string; glob patterns let one filter cover
+    # every calendar ("/v1/calendars/*/events").
+    bare = path.partition("?")[0]
+    return fnmatch.fnmatchcase(bare, pattern) or fnmatch.fnmatchcase(urllib.parse.unquote(bare), pattern)
+
+
+def _json_response(status: int, payload: object, headers: dict[str, str] | None = None) -> _Response:
+    return _Response(status, json.dumps(payload).encode(), _JSON, dict(headers or {}))
+
+
+def _errors(status: int, errors: dict[str, list[dict[str, str]]]) -> _Response:
+    return _json_response(status, {"errors": errors})
+
+
+def _error(status: int, field_name: str, key: str, description: str) -> _Response:
+    return _errors(status, {field_name: [{"key": key, "description": description}]})
+
+
+def _invalid(description: str) -> list[dict[str, str]]:
+    return [{"key": "errors.invalid", "description": description}]
+
+
+def _default_error_body(status: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    key = "errors." + phrase.lower().replace(" ", "_").replace("-", "_")
+    return json.dumps({"errors": {"base": [{"key": key, "description": phrase}]}}).encode()
+
+
+def _parse_json_lenient(body: bytes) -> object | None:
+    if not body.strip():
+        return None
+    try:
+        return cast(object, json.loads(body))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _is_iso8601_time(value: str) -> bool:
+    # Python 3.10's fromisoformat does not know "Z".
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return "T" in text.upper() and parsed.tzinfo is not None
+
+
+def _require_string(data: dict[str, Any], name: str, errors: dict[str, list[dict[str, str]]]) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        errors[name] = _REQUIRED
+        return None
+    if not isinstance(value, str):
+        errors[name] = _invalid("must be a string")
+        return None
+    return value
+
+
+class CronofyEmulator:
+    """A Cronofy API server on the loopback interface, for tests and local demos.
+
+    It answers the calls the provider makes (cancel / schedule a Meeting Agent, upsert / delete an
+    event, userinfo, refresh an access token), checks credentials and scopes like Cronofy does,
+    rate-limits like Cronofy's default application limits, and can be scripted to fail, stall or
+    drop connections. Every request is recorded for inspection.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with CronofyEmulator() as cronofy:
+            cronofy.schedule_agent("key-1")
+            ...  # point the client at cronofy.url with cronofy.api_key
+            assert cronofy.scheduled_agents["key-1"]["status"] == "cancelled"
+
+    State set-up and inspection methods are thread-safe and never go through HTTP.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = "emulator-api-key",
+        client_id: str = "emulator-client-id",
+        rate_limit_per_second: int | None = 50,
+        rate_limit_per_minute: int | None = 500,
+        unknown_scheduling_key_status: int = 202,
+        access_token_lifetime: int = 3600,
+        verbose: bool = False,
+    ) -> None:
+        """Configure the emulator; nothing listens until :meth:`start`.
+
+        ``api_key`` is the application's client secret (the Bearer credential of application
+        endpoints and the ``client_secret`` of the token endpoint). A rate limit of ``None`` or 0
+        is off. ``unknown_scheduling_key_status`` (202 or 404) is what cancelling an unknown or
+        already-cancelled scheduling key answers. ``access_token_lifetime`` is the ``expires_in``
+        of issued tokens, and they do stop working after it.
+        """
+        if unknown_scheduling_key_status not in (202, 404):
+            raise ValueError("unknown_scheduling_key_status must be 202 or 404")
+        for name, limit in (("per_second", rate_limit_per_second), ("per_minute", rate_limit_per_minute)):
+            if limit is not None and limit < 0:
+                raise ValueError(f"rate_limit_{name} must be >= 0 or None")
+        if access_token_lifetime < 0:
+            raise ValueError("access_token_lifetime must be >= 0")
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.client_id = client_id
+        self.rate_limit_per_second = rate_limit_per_second
+        self.rate_limit_per_minute = rate_limit_per_minute
+        self.unknown_scheduling_key_status = unknown_scheduling_key_status
+        self.access_token_lifetime = access_token_lifetime
+        self.verbose = verbose
+        self.rotate_refresh_tokens = False
+        """When True, every refresh grant returns a new refresh token and invalidates the old one."""
+
+        # One lock around all state: handler threads and the test thread both touch it.
+        self._lock = threading.Lock()
+        self._lifecycle_lock = threading.Lock()
+        self._agents: dict[str, dict[str, Any]] = {}
+        self._calendars: dict[str, str] = {}  # calendar id -> token whose account owns it
+        self._events: dict[tuple[str, str], dict[str, Any]] = {}
+        self._access_tokens: dict[str, _AccessToken] = {}
+        self._refresh_tokens: dict[str, _RefreshToken] = {}
+        self._dead_refresh_tokens: set[str] = set()
+        self._records: list[_Record] = []
+        self._connections = 0
+        self._open_sockets: set[socket.socket] = set()
+        self._scripted: list[_ScriptedFault] = []
+        self._random: _RandomFaults | None = None
+        self._fault_counts: dict[str, int] = dict.fromkeys(("503", "429", "drop", "delay", "rate_limited"), 0)
+        self._admitted: deque[float] = deque()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> CronofyEmulator:
+        """Bind the socket and serve in a background thread; return ``self``. No-op when running."""
+        with self._lifecycle_lock:
+            if self._server is not None:
+                return self
+            self._stopping = threading.Event()
+            server = _Server((self.host, self.port), self)
+            thread = threading.Thread(
+                target=server.serve_forever,
+                # A short poll keeps stop() quick, which matters for function-scoped fixtures.
+                kwargs={"poll_interval": 0.05},
+                name=f"cronofy-emulator-{server.server_address[1]}",
+                daemon=True,
+            )
+            thread.start()
+            self._server, self._thread = server, thread
+            return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and open connections, join the thread.
+
+        Idempotent. Scripted delays in progress are cut short.
+        """
+        with self._lifecycle_lock:
+            server, thread = self._server, self._thread
+            if server is None:
+                return
+            self._server = self._thread = None
+            self._stopping.set()
+            server.shutdown()
+            server.server_close()
+            with self._lock:
+                sockets = list(self._open_sockets)
+            # Idle keep-alive connections would otherwise keep their handler threads blocked.
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            if thread is not None:
+                thread.join(timeout=5)
+
+    def __enter__(self) -> CronofyEmulator:
+        """Start the emulator."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the emulator."""
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL of the running server, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
+        server = self._server
+        if server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        host, port = server.server_address[:2]
+        host = str(host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
+    def airflow_connection(
+        self, *, access_token: str | None = None, refresh_token: str | None = None, **extra: object
+    ) -> dict[str, Any]:
+        """Return the connection as the dict an ``AIRFLOW_CONN_*`` JSON variable holds.
+
+        ``password`` is the API key. ``access_token`` and ``refresh_token`` go into ``extra`` when
+        given (with ``client_id``, which a refresh needs); other keyword arguments are added to
+        ``extra`` as they are (e.g. ``timeout=2``).
+        """
+        extras: dict[str, object] = {}
+        if access_token is not None:
+            extras["access_token"] = access_token
+        if refresh_token is not None:
+            extras["refresh_token"] = refresh_token
+            extras["client_id"] = self.client_id
+        extras.update(extra)
+        return {"conn_type": "cronofy", "host": self.url, "password": self.api_key, "extra": extras}
+
+    def airflow_connection_json(self, **kwargs: Any) -> str:
+        """Return :meth:`airflow_connection` as JSON, ready for an ``AIRFLOW_CONN_*`` variable."""
+        return json.dumps(self.airflow_connection(**kwargs))
+
+    # ----------------------------------------------------------------- state set-up
+
+    def schedule_agent(
+        self,
+        scheduling_key: str,
+        *,
+        join_url: str = "https://meet.example.com/abc",
+        join_time: str = "2030-01-01T10:00:00Z",
+    ) -> None:
+        """Store a scheduled Meeting Agent, as a successful ``POST /v1/meeting_agents`` would."""
+        with self._lock:
+            self._store_agent(scheduling_key, join_url, join_time)
+
+    def add_calendar(self, calendar_id: str, *, access_token: str) -> None:
+        """Create a calendar owned by the account of ``access_token``.
+
+        The owner is resolved when a request arrives, so the token may be registered before or
+        after this call. Calendar calls made with a token of another account get 404.
+        """
+        with self._lock:
+            self._calendars[calendar_id] = access_token
+
+    def add_event(
+        self, calendar_id: str, event_id: str, *, summary: str = "Meeting", meeting_agent: bool = True
+    ) -> None:
+        """Create an event (with a Meeting Agent unless ``meeting_agent=False``) in a known calendar."""
+        with self._lock:
+            if calendar_id not in self._calendars:
+                raise ValueError(f"unknown calendar {calendar_id!r}: call add_calendar() first")
+            self._events[(calendar_id, event_id)] = {
+                "summary": summary,
+                "start": "2030-01-01T10:00:00Z",
+                "end": "2030-01-01T11:00:00Z",
+                "meeting_agent": "cronofy" if meeting_agent else None,
+                "deleted": False,
+            }
+
+    def add_access_token(
+        self,
+        token: str,
+        *,
+        scopes: tuple[str, ...] = DEFAULT_SCOPES,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        expired: bool = False,
+    ) -> None:
+        """Register an access token (which does not expire by itself) for ``account_id``."""
+        with self._lock:
+            self._access_tokens[token] = _AccessToken(tuple(scopes), account_id, expired=expired)
+
+    def add_refresh_token(
+        self,
+        refresh_token: str,
+        *,
+        scopes: tuple[str, ...] = DEFAULT_SCOPES,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        """Register a refresh token; a refresh grant with it issues access tokens for ``account_id``."""
+        with self._lock:
+            self._refresh_tokens[refresh_token] = _RefreshToken(tuple(scopes), account_id)
+            self._dead_refresh_tokens.discard(refresh_token)
+
+    def expire_access_token(self, token: str) -> None:
+        """Make a registered access token expired: requests with it get 401 from now on."""
+        with self._lock:
+            if token not in self._access_tokens:
+                raise KeyError(f"unknown access token {token!r}")
+            self._access_tokens[token].expired = True
+
+    def revoke_refresh_token(self, refresh_token: str) -> None:
+        """Revoke a refresh token: refresh grants with it get 400 ``invalid_grant``.
+
+        Revoking a token already revoked or rotated away is a no-op; a never-registered one raises
+        ``KeyError`` (most likely a typo in the test).
+        """
+        with self._lock:
+            if refresh_token in self._refresh_tokens:
+                del self._refresh_tokens[refresh_token]
+                self._dead_refresh_tokens.add(refresh_token)
+            elif refresh_token not in self._dead_refresh_tokens:
+                raise KeyError(f"unknown refresh token {refresh_token!r}")
+
+    # ----------------------------------------------------------------- state inspection
+
+    @property
+    def scheduled_agents(self) -> dict[str, dict[str, Any]]:
+        """Copy of the agents by scheduling key.
+
+        Each is ``{"status": "scheduled" | "cancelled", "join_url", "join_time", "cancel_requests"}``;
+        ``cancel_requests`` counts every cancel request for the key, including repeated ones.
+        """
+        with self._lock:
+            return {key: dict(agent) for key, agent in self._agents.items()}
+
+    @property
+    def events(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Copy of the events by ``(calendar_id, event_id)``.
+
+        Each has ``summary``, ``start``, ``end``, ``meeting_agent`` (``"cronofy"`` or ``None``),
+        ``deleted`` and any other field an upsert sent.
+        """
+        with self._lock:
+            return {key: dict(event) for key, event in self._events.items()}
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received since start (or :meth:`reset_requests`), in arrival order."""
+        with self._lock:
+            return [record.freeze() for record in self._records]
+
+    @property
+    def connections_opened(self) -> int:
+        """Number of TCP connections accepted so far."""
+        with self._lock:
+            return self._connections
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """Faults injected so far by status (``"503"``, ``"429"``, ...), ``"drop"``, ``"delay"``,
+        plus ``"rate_limited"`` for 429s sent by the rate limiter."""
+        with self._lock:
+            return dict(self._fault_counts)
+
+    def reset_requests(self) -> None:
+        """Forget the recorded requests (connection and fault counters are kept)."""
+        with self._lock:
+            self._records = []
+
+    # ----------------------------------------------------------------- fault scripting
+
+    def fail_next(
+        self,
+        count: int,
+        status: int = 503,
+        *,
+        retry_after: str | int | None = None,
+        body: bytes | str | None = None,
+        content_type: str = _JSON,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``status`` instead of handling them.
+
+        ``retry_after`` adds a ``Retry-After`` header; ``body`` defaults to a JSON error for the
+        status. ``method`` and ``path`` (a glob on the path without query string, matched raw or
+        percent-decoded) restrict which requests match. Scripted faults apply in the order they
+        were scripted, one per request.
+        """
+        if not 100 <= status <= 599:
+            raise ValueError("status must be an HTTP status code")
+        raw_body = body.encode() if isinstance(body, str) else body
+        fault = _ScriptedFault(
+            "fail",
+            count,
+            method,
+            path,
+            status=status,
+            retry_after=None if retry_after is None else str(retry_after),
+            body=raw_body,
+            content_type=content_type,
+        )
+        self._script(fault)
+
+    def delay_next(
+        self, count: int, seconds: float, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Sleep ``seconds`` before answering the next ``count`` matching requests normally."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self._script(_ScriptedFault("delay", count, method, path, seconds=seconds))
+
+    def drop_next(self, count: int, *, method: str | None = None, path: str | None = None) -> None:
+        """Close the connection without any response for the next ``count`` matching requests."""
+        self._script(_ScriptedFault("drop", count, method, path))
+
+    def clear_faults(self) -> None:
+        """Cancel scripted faults not yet used and turn random faults off."""
+        with self._lock:
+            self._scripted = []
+            self._random = None
+
+    def set_random_faults(
+        self,
+        *,
+        seed: int,
+        p_503: float = 0,
+        p_429: float = 0,
+        p_429_retry_after: float = 0.5,
+        retry_after_seconds: int = 1,
+        p_drop: float = 0,
+        p_delay: float = 0,
+        delay_seconds: float = 0.0,
+        paths: tuple[str, ...] | None = None,
+    ) -> None:
+        """Inject faults at random with a ``random.Random(seed)``: the same seed and the same
+        sequence of requests give the same faults.
+
+        Each matching request (``paths``: globs as in :meth:`fail_next`; ``None`` = all) is dropped
+        with probability ``p_drop``, answered 503 with ``p_503``, 429 with ``p_429`` (a share
+        ``p_429_retry_after`` of them with ``Retry-After: retry_after_seconds``) or delayed
+        ``delay_seconds`` with ``p_delay``. Scripted faults take precedence. All probabilities 0
+        turns random faults off. Deterministic only for requests sent one at a time.
+        """
+        probabilities = {"p_503": p_503, "p_429": p_429, "p_drop": p_drop, "p_delay": p_delay}
+        for name, value in {**probabilities, "p_429_retry_after": p_429_retry_after}.items():
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+        if sum(probabilities.values()) > 1:
+            raise ValueError("p_503 + p_429 + p_drop + p_delay must not exceed 1")
+        with self._lock:
+            if not any(probabilities.values()):
+                self._random = None
+                return
+            self._random = _RandomFaults(
+                rng=random.Random(seed),
+                p_503=p_503,
+                p_429=p_429,
+                p_429_retry_after=p_429_retry_after,
+                retry_after_seconds=retry_after_seconds,
+                p_drop=p_drop,
+                p_delay=p_delay,
+                delay_seconds=delay_seconds,
+                paths=tuple(paths) if paths is not None else None,
+            )
+
+    def _script(self, fault: _ScriptedFault) -> None:
+        if fault.remaining < 0:
+            raise ValueError("count must be >= 0")
+        if fault.remaining:
+            with self._lock:
+                self._scripted.append(fault)
+
+    # ----------------------------------------------------------------- request plumbing
+    # Called from handler threads.
+
+    def _connection_opened(self, sock: socket.socket) -> int:
+        with self._lock:
+            self._connections += 1
+            self._open_sockets.add(sock)
+            return self._connections
+
+    def _connection_closed(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open_sockets.discard(sock)
+
+    def _begin(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, connection_id: int
+    ) -> _Record:
+        record = _Record(
+            method, path, headers, body, _parse_json_lenient(body), connection_id, time.monotonic()
+        )
+        with self._lock:
+            self._records.append(record)
+        return record
+
+    def _finish(self, record: _Record, status: int | None) -> None:
+        with self._lock:
+            record.status = status
+
+    def _decide_fault(self, method: str, path: str) -> _Decision:
+        with self._lock:
+            for fault in self._scripted:
+                if fault.remaining > 0 and fault.matches(method, path):
+                    fault.remaining -= 1
+                    self._scripted = [f for f in self._scripted if f.remaining > 0]
+                    return self._scripted_decision(fault)
+            faults = self._random
+            if faults is None or (
+                faults.paths is not None and not any(_path_matches(p, path) for p in faults.paths)
+            ):
+                return _Decision()
+            # Two draws per request whatever the outcome, so the sequence depends only on the
+            # number of matching requests.
+            draw, retry_draw = faults.rng.random(), faults.rng.random()
+            threshold = faults.p_drop
+            if draw < threshold:
+                self._fault_counts["drop"] += 1
+                return _Decision("drop")
+            threshold += faults.p_503
+            if draw < threshold:
+                self._fault_counts["503"] += 1
+                return _Decision("fail", _Response(503, _default_error_body(503), _JSON))
+            threshold += faults.p_429
+            if draw < threshold:
+                self._fault_counts["429"] += 1
+                headers = {}
+                if retry_draw < faults.p_429_retry_after:
+                    headers["Retry-After"] = str(faults.retry_after_seconds)
+                return _Decision("fail", _Response(429, _default_error_body(429), _JSON, headers))
+            threshold += faults.p_delay
+            if draw < threshold:
+                self._fault_counts["delay"] += 1
+                return _Decision("delay", seconds=faults.delay_seconds)
+            return _Decision()
+
+    def _scripted_decision(self, fault: _ScriptedFault) -> _Decision:
+        if fault.kind == "fail":
+            key = str(fault.status)
+            self._fault_counts[key] = self._fault_counts.get(key, 0) + 1
+            headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+            body = _default_error_body(fault.status) if fault.body is None else fault.body
+            return _Decision("fail", _Response(fault.status, body, fault.content_type, headers))
+        self._fault_counts[fault.kind] += 1
+        return _Decision(fault.kind, seconds=fault.seconds)
+
+    def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Response:
+        with self._lock:
+            now = time.monotonic()
+            if self._rate_limited(now):
+                self._fault_counts["rate_limited"] += 1
+                return _error(429, "base", "errors.rate_limited", "Too Many Requests")
+            self._admitted.append(now)
+            try:
+                return self._route(method, path, headers, body, now)
+            except _Reject as reject:
+                return reject.response
+
+    def _rate_limited(self, now: float) -> bool:
+        per_second = self.rate_limit_per_second or 0
+        per_minute = self.rate_limit_per_minute or 0
+        window = self._admitted
+        horizon = 60.0 if per_minute else 1.0
+        while window and window[0] <= now - horizon:
+            window.popleft()
+        if per_minute and len(window) >= per_minute:
+            return True
+        if per_second:
+            recent = 0
+            for admitted_at in reversed(window):
+                if admitted_at <= now - 1.0:
+                    break
+                recent += 1
+            if recent >= per_second:
+                return True
+        return False
+
+    # ----------------------------------------------------------------- routes (lock held)
+
+    def _route(self, method: str, path: str, headers: dict[str, str], body: bytes, now: float) -> _Response:
+        bare = path.partition("?")[0]
+        if bare == "/v1/meeting_agents" and method == "POST":
+            return self._schedule_meeting_agent(headers, body)
+        if bare == "/v1/meeting_agents" and method == "DELETE":
+            return self._cancel_meeting_agent(headers, body)
+        if bare == "/v1/userinfo" and method == "GET":
+            return self._userinfo(headers, now)
+        if bare == "/oauth/token" and method == "POST":
+            return self._token(headers, body, now)
+        # Split before decoding: "cal%2Fx" is one segment naming the calendar "cal/x".
+        segments = bare.split("/")
+        if (
+            len(segments) == 5
+            and segments[:3] == ["", "v1", "calendars"]
+            and segments[3]
+            and segments[4] == "events"
+            and method in ("POST", "DELETE")
+        ):
+            calendar_id = urllib.parse.unquote(segments[3])
+            if method == "POST":
+                return self._upsert_event(calendar_id, headers, body, now)
+            return self._delete_event(calendar_id, headers, body, now)
+        return _error(404, "base", "errors.not_found", "not found")
+
+    def _bearer(self, headers: dict[str, str]) -> str | None:
+        scheme, _, credential = headers.get("authorization", "").partition(" ")
+        credential = credential.strip()
+        return credential if scheme.lower() == "bearer" and credential else None
+
+    @staticmethod
+    def _unauthorized(description: str) -> _Reject:
+        # The description never contains the credential: clients log error bodies.
+        return _Reject(
+            _json_response(
+                401,
+                {"error": "invalid_token", "error_description": description},
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        )
+
+    def _require_api_key(self, headers: dict[str, str]) -> None:
+        credential = self._bearer(headers)
+        if credential is None:
+            raise self._unauthorized("missing Bearer credentials")
+        if not hmac.compare_digest(credential.encode(), self.api_key.encode()):
+            raise self._unauthorized("API key not recognised")
+
+    def _require_access_token(self, headers: dict[str, str], now: float) -> _AccessToken:
+        credential = self._bearer(headers)
+        if credential is None:
+            raise self._unauthorized("missing Bearer credentials")
+        token = self._access_tokens.get(credential)
+        if token is None:
+            raise self._unauthorized("access token not recognised")
+        if not token.is_valid(now):
+            raise self._unauthorized("access token expired")
+        return token
+
+    @staticmethod
+    def _require_scope(token: _AccessToken, scope: str) -> None:
+        if scope not in token.scopes:
+            raise _Reject(_error(403, "scope", "errors.missing_scope", scope))
+
+    def _require_calendar(self, token: _AccessToken, calendar_id: str) -> None:
+        owner_token = self._calendars.get(calendar_id)
+        owner = self._access_tokens.get(owner_token) if owner_token is not None else None
+        if owner is None or owner.account_id != token.account_id:
+            raise _Reject(_error(404, "calendar_id", "errors.not_found", "not found"))
+
+    @staticmethod
+    def _json_body(headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        if not body.strip():
+            return {}
+        if not headers.get("content-type", "").lower().startswith("application/json"):
+            raise _Reject(
+                _error(415, "body", "errors.unsupported_media_type", "Content-Type must be application/json")
+            )
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise _Reject(_error(422, "body", "errors.invalid_json", "body is not valid JSON")) from None
+        if not isinstance(data, dict):
+            raise _Reject(_error(422, "body", "errors.invalid_json", "body must be a JSON object"))
+        return data
+
+    def _store_agent(self, scheduling_key: str, join_url: str, join_time: str) -> None:
+        previous = self._agents.get(scheduling_key, {})
+        self._agents[scheduling_key] = {
+            "status": "scheduled",
+            "join_url": join_url,
+            "join_time": join_time,
+            "cancel_requests": previous.get("cancel_requests", 0),
+        }
+
+    def _schedule_meeting_agent(self, headers: dict[str, str], body: bytes) -> _Response:
+        self._require_api_key(headers)
+        data = self._json_body(headers, body)
+        errors: dict[str, list[dict[str, str]]] = {}
+        join_url = _require_string(data, "join_url", errors)
+        scheduling_key = data.get("scheduling_key")
+        if scheduling_key is not None and (not isinstance(scheduling_key, str) or not scheduling_key):
+            errors["scheduling_key"] = _invalid("must be a non-empty string")
+            scheduling_key = None
+        join_time: str | None = None
+        if scheduling_key is not None or data.get("join_time") is not None:
+            join_time = _require_string(data, "join_time", errors)
+            if join_time is not None and not _is_iso8601_time(join_time):
+                errors["join_time"] = _invalid(
+                    "must be an ISO 8601 time with a zone, e.g. 2030-01-01T10:00:00Z"
+                )
+        if errors:
+            return _errors(422, errors)
+        if scheduling_key is not None and join_url is not None and join_time is not None:
+            self._store_agent(scheduling_key, join_url, join_time)
+        return _Response(202)
+
+    def _cancel_meeting_agent(self, headers: dict[str, str], body: bytes) -> _Response:
+        self._require_api_key(headers)
+        data = self._json_body(headers, body)
+        errors: dict[str, list[dict[str, str]]] = {}
+        scheduling_key = _require_string(data, "scheduling_key", errors)
+        if scheduling_key is None:
+            return _errors(422, errors)
+        agent = self._agents.get(scheduling_key)
+        if agent is not None:
+            agent["cancel_requests"] += 1
+            if agent["status"] == "scheduled":
+                agent["status"] = "cancelled"
+                return _Response(202)
+        if self.unknown_scheduling_key_status == 404:
+            return _error(404, "scheduling_key", "errors.not_found", "not found")
+        return _Response(202)
+
+    def _upsert_event(self, calendar_id: str, headers: dict[str, str], body: bytes, now: float) -> _Response:
+        token = self._require_access_token(headers, now)
+        self._require_scope(token, "create_event")
+        self._require_calendar(token, calendar_id)
+        data = self._json_body(headers, body)
+        errors: dict[str, list[dict[str, str]]] = {}
+        event_id = _require_string(data, "event_id", errors)
+        agent_given = "meeting_agent" in data
+        agent_value: str | None = None
+        if agent_given:
+            setting = data["meeting_agent"]
+            profile = setting.get("profile_id") if isinstance(setting, dict) else None
+            if profile == "cronofy":
+                agent_value = "cronofy"
+            elif profile != "none":
+                errors["meeting_agent.profile_id"] = _invalid('must be "cronofy" or "none"')
+        existing = self._events.get((calendar_id, event_id)) if event_id is not None else None
+        if existing is None or existing["deleted"]:
+            # A new event needs its required fields; an existing one accepts a partial update.
+            for name in ("summary", "start", "end"):
+                if data.get(name) in (None, ""):
+                    errors[name] = _REQUIRED
+        if errors or event_id is None:
+            return _errors(422, errors)
+        if existing is None or existing["deleted"]:
+            existing = {"meeting_agent": None}
+            self._events[(calendar_id, event_id)] = existing
+        existing["deleted"] = False
+        for name, value in data.items():
+            if name not in ("event_id", "meeting_agent", "deleted"):
+                existing[name] = value
+        if agent_given:
+            existing["meeting_agent"] = agent_value
+        return _Response(202)
+
+    def _delete_event(self, calendar_id: str, headers: dict[str, str], body: bytes, now: float) -> _Response:
+        token = self._require_access_token(headers, now)
+        self._require_scope(token, "delete_event")
+        self._require_calendar(token, calendar_id)
+        data = self._json_body(headers, body)
+        errors: dict[str, list[dict[str, str]]] = {}
+        event_id = _require_string(data, "event_id", errors)
+        if event_id is None:
+            return _errors(422, errors)
+        event = self._events.get((calendar_id, event_id))
+        # Unknown ids get 202 too: deleting is idempotent at Cronofy.
+        if event is not None:
+            event["deleted"] = True
+            event["meeting_agent"] = None
+        return _Response(202)
+
+    def _userinfo(self, headers: dict[str, str], now: float) -> _Response:
+        token = self._require_access_token(headers, now)
+        return _json_response(
+            200,
+            {
+                "sub": token.account_id,
+                "cronofy.type": "account",
+                "cronofy.data": {"authorization": {"scope": " ".join(token.scopes), "status": "active"}},
+            },
+        )
+
+    def _token(self, headers: dict[str, str], body: bytes, now: float) -> _Response:
+        no_store = {"Cache-Control": "no-store"}
+
+        def oauth_error(status: int, error: str, description: str) -> _Response:
+            return _json_response(status, {"error": error, "error_description": description}, no_store)
+
+        content_type = headers.get("content-type", "").lower()
+        params: dict[str, object]
+        if content_type.startswith("application/json"):
+            parsed = _parse_json_lenient(body)
+            if not isinstance(parsed, dict):
+                return oauth_error(400, "invalid_request", "body must be a JSON object")
+            params = parsed
+        elif content_type.startswith("application/x-www-form-urlencoded") or not body.strip():
+            try:
+                form = urllib.parse.parse_qs(body.decode(), keep_blank_values=True)
+            except UnicodeDecodeError:
+                return oauth_error(400, "invalid_request", "body is not valid form data")
+            params = {name: values[0] for name, values in form.items()}
+        else:
+            return oauth_error(400, "invalid_request", "body must be JSON or form-encoded")
+
+        def param(name: str) -> str:
+            value = params.get(name)
+            return value if isinstance(value, str) else ""
+
+        if not (
+            hmac.compare_digest(param("client_id").encode(), self.client_id.encode())
+            and hmac.compare_digest(param("client_secret").encode(), self.api_key.encode())
+        ):
+            return oauth_error(401, "invalid_client", "client credentials not recognised")
+        grant_type = param("grant_type")
+        if not grant_type:
+            return oauth_error(400, "invalid_request", "grant_type is required")
+        if grant_type != "refresh_token":
+            return oauth_error(400, "unsupported_grant_type", "only refresh_token is supported")
+        refresh_token = param("refresh_token")
+        if not refresh_token:
+            return oauth_error(400, "invalid_request", "refresh_token is required")
+        grant = self._refresh_tokens.get(refresh_token)
+        if grant is None:
+            return oauth_error(400, "invalid_grant", "refresh token not recognised or revoked")
+
+        access_token = "emu_at_" + _random_token()
+        self._access_tokens[access_token] = _AccessToken(
+            grant.scopes, grant.account_id, expires_at=now + self.access_token_lifetime
+        )
+        if self.rotate_refresh_tokens:
+            del self._refresh_tokens[refresh_token]
+            self._dead_refresh_tokens.add(refresh_token)
+            refresh_token = "emu_rt_" + _random_token()
+            self._refresh_tokens[refresh_token] = grant
+        return _json_response(
+            200,
+            {
+                "token_type": "bearer",
+                "access_token": access_token,
+                "expires_in": self.access_token_lifetime,
+                "refresh_token": refresh_token,
+                "scope": " ".join(grant.scopes),
+                "account_id": grant.account_id,
+            },
+            no_store,
+        )
+
+
+def _random_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], emulator: CronofyEmulator) -> None:
+        self.emulator = emulator
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall without network.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 so that clients can keep connections alive; every answer carries Content-Length.
+    protocol_version = "HTTP/1.1"
+    server_version = "CronofyEmulator/0.1"
+    # Headers and body leave in separate writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms a request).
+    disable_nagle_algorithm = True
+    # Idle keep-alive connections are closed after this many seconds.
+    timeout = 60
+    emulator: CronofyEmulator
+    connection_id: int
+
+    def setup(self) -> None:
+        super().setup()
+        self.emulator = cast(_Server, self.server).emulator
+        self.connection_id = self.emulator._connection_opened(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.emulator._connection_closed(self.connection)
+
+    def version_string(self) -> str:
+        # The default appends the Python version, which a Cronofy stand-in has no reason to show.
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.emulator.verbose:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        emulator = self.emulator
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        try:
+            body = self._read_body()
+        except _BodyError as exc:
+            # The rest of the stream cannot be trusted to start a new request.
+            self.close_connection = True
+            record = emulator._begin(self.command, self.path, headers, b"", self.connection_id)
+            emulator._finish(record, exc.status)
+            self._send(_error(exc.status, "body", "errors.invalid", exc.description))
+            return
+        record = emulator._begin(self.command, self.path, headers, body, self.connection_id)
+        decision = emulator._decide_fault(self.command, self.path)
+        if decision.kind == "drop":
+            self.close_connection = True
+            return
+        if decision.kind == "fail" and decision.response is not None:
+            self._respond(record, decision.response)
+            return
+        if decision.kind == "delay" and emulator._stopping.wait(decision.seconds):
+            self.close_connection = True
+            return
+        try:
+            response = emulator._answer(self.command, self.path, headers, body)
+        except Exception:
+            # A bug here must not look like a dropped connection to the client under test.
+            traceback.print_exc(file=sys.stderr)
+            response = _error(500, "base", "errors.internal", "emulator error")
+        self._respond(record, response)
+
+    def _respond(self, record: _Record, response: _Response) -> None:
+        # Record the status before the client can see the answer and inspect the emulator.
+        self.emulator._finish(record, response.status)
+        self._send(response)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise _BodyError(400, "invalid Content-Length") from None
+        if length < 0:
+            raise _BodyError(400, "invalid Content-Length")
+        if length > _MAX_BODY_BYTES:
+            raise _BodyError(413, "body too large")
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BodyError(400, "invalid chunked body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers are ignored
+                return b"".join(chunks)
+            total += size
+            if total > _MAX_BODY_BYTES:
+                raise _BodyError(413, "body too large")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+
+    def _send(self, response: _Response) -> None:
+        self.send_response(response.status)
+        if response.body and response.content_type:
+            self.send_header("Content-Type", response.content_type)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if response.body:
+            self.wfile.write(response.body)

@@ -1,0 +1,226 @@
+"""The hook and both operators over real HTTP against the local Cronofy emulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_cronofy.exceptions import CronofyBulkError
+from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from airflow_provider_cronofy.operators.meeting_agents import (
+    CancelIntegratedMeetingAgentOperator,
+    CancelScheduledMeetingAgentOperator,
+)
+from airflow_provider_cronofy.testing import CronofyEmulator
+
+TOKEN = "emulator-access-token-1"
+REFRESH = "emulator-refresh-token-1"
+
+
+@pytest.fixture
+def emulator():
+    with CronofyEmulator(rate_limit_per_second=None, rate_limit_per_minute=None) as emu:
+        emu.add_access_token(TOKEN, account_id="acc_1")
+        emu.add_calendar("cal_1", access_token=TOKEN)
+        yield emu
+
+
+@pytest.fixture
+def connect(emulator, monkeypatch):
+    def _connect(**kwargs):
+        kwargs.setdefault("rate_limit_per_second", 0)
+        kwargs.setdefault("rate_limit_per_minute", 0)
+        monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", emulator.airflow_connection_json(**kwargs))
+
+    return _connect
+
+
+def scheduled(keys):
+    return CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys)
+
+
+def test_scheduled_cancel_wire_format(emulator, connect):
+    connect()
+    emulator.schedule_agent("k1")
+    assert scheduled("k1").execute({}) == {"cancelled": ["k1"], "not_found": []}
+    (req,) = emulator.requests
+    assert (req.method, req.path, req.status) == ("DELETE", "/v1/meeting_agents", 202)
+    assert req.headers["authorization"] == f"Bearer {emulator.api_key}"
+    assert req.headers["content-type"] == "application/json; charset=utf-8"
+    assert req.headers["user-agent"].startswith("airflow-provider-cronofy/")
+    assert req.json == {"scheduling_key": "k1"}
+    assert emulator.scheduled_agents["k1"]["status"] == "cancelled"
+
+
+def test_bulk_run_uses_one_tcp_connection(emulator, connect):
+    connect()
+    keys = [f"key-{i}" for i in range(60)]
+    for key in keys:
+        emulator.schedule_agent(key)
+    result = scheduled(keys).execute({})
+    assert result["cancelled"] == keys
+    assert emulator.connections_opened == 1
+    assert {r.connection_id for r in emulator.requests} == {emulator.requests[0].connection_id}
+    assert all(agent["status"] == "cancelled" for agent in emulator.scheduled_agents.values())
+
+
+def test_unknown_keys_are_not_found_when_cronofy_says_404():
+    with CronofyEmulator(unknown_scheduling_key_status=404) as emu:
+        emu.schedule_agent("real")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", emu.airflow_connection_json())
+            assert scheduled(["real", "ghost"]).execute({}) == {
+                "cancelled": ["real"],
+                "not_found": ["ghost"],
+            }
+
+
+def test_retry_after_is_honoured_over_http(emulator, connect):
+    connect()
+    emulator.schedule_agent("k1")
+    emulator.fail_next(1, 429, retry_after=1)
+    emulator.fail_next(1, 503, retry_after=0)
+    slept = []
+    with CronofyHook() as hook:
+        hook.sleep = slept.append  # what the hook chose to wait; the emulator needs no real wait
+        assert hook.cancel_scheduled_meeting_agent("k1") is True
+    assert slept == [1.0, 0.0]
+    assert [r.status for r in emulator.requests] == [429, 503, 202]
+    assert emulator.connections_opened == 1
+
+
+def test_timeout_on_slow_response_is_retried(emulator, connect):
+    connect(timeout=0.3)
+    emulator.schedule_agent("k1")
+    emulator.delay_next(1, 1.5)
+    with CronofyHook() as hook:
+        hook.sleep = lambda seconds: None
+        assert hook.cancel_scheduled_meeting_agent("k1") is True
+        assert hook.retries_spent == 1
+    assert len(emulator.requests) == 2
+
+
+def test_dropped_connection_is_retried(emulator, connect):
+    connect()
+    emulator.schedule_agent("k1")
+    emulator.drop_next(2)
+    with CronofyHook() as hook:
+        hook.sleep = lambda seconds: None
+        assert hook.cancel_scheduled_meeting_agent("k1") is True
+    assert [r.status for r in emulator.requests] == [None, None, 202]
+
+
+def test_slow_answers_beyond_budget_fail_cleanly(emulator, connect):
+    connect(timeout=0.2, max_retries=1)
+    emulator.schedule_agent("k1")
+    emulator.delay_next(2, 0.6)
+    with CronofyHook() as hook, pytest.raises(Exception) as info:
+        hook.sleep = lambda seconds: None
+        hook.cancel_scheduled_meeting_agent("k1")
+    assert "failed after 2 attempt(s): no answer in time" in str(info.value)
+
+
+def test_remove_agent_and_delete_event(emulator, connect):
+    connect(access_token=TOKEN)
+    emulator.add_event("cal_1", "evt_1")
+    emulator.add_event("cal_1", "evt_2")
+    assert CancelIntegratedMeetingAgentOperator(
+        task_id="remove", calendar_id="cal_1", event_id="evt_1"
+    ).execute({}) == {"cancelled": ["evt_1"]}
+    assert CancelIntegratedMeetingAgentOperator(
+        task_id="delete", calendar_id="cal_1", event_id=["evt_2"], delete_event=True
+    ).execute({}) == {"cancelled": ["evt_2"]}
+    events = emulator.events
+    assert events[("cal_1", "evt_1")]["meeting_agent"] is None
+    assert events[("cal_1", "evt_1")]["deleted"] is False
+    assert events[("cal_1", "evt_2")]["deleted"] is True
+    upsert, delete = emulator.requests
+    assert upsert.json == {"event_id": "evt_1", "meeting_agent": {"profile_id": "none"}}
+    assert (delete.method, delete.path, delete.json) == (
+        "DELETE",
+        "/v1/calendars/cal_1/events",
+        {"event_id": "evt_2"},
+    )
+
+
+def test_calendar_id_with_slash_stays_one_segment(emulator, connect):
+    connect(access_token=TOKEN)
+    emulator.add_calendar("cal/../x", access_token=TOKEN)
+    emulator.add_event("cal/../x", "evt_1")
+    with CronofyHook() as hook:
+        hook.remove_meeting_agent_from_event("cal/../x", "evt_1")
+    assert emulator.events[("cal/../x", "evt_1")]["meeting_agent"] is None
+    assert emulator.requests[0].path == "/v1/calendars/cal%2F..%2Fx/events"
+
+
+def test_expired_token_refreshed_once_and_run_goes_on(emulator, connect):
+    emulator.add_refresh_token(REFRESH, account_id="acc_1")
+    connect(access_token=TOKEN, refresh_token=REFRESH)
+    for i in range(5):
+        emulator.add_event("cal_1", f"evt_{i}")
+    emulator.expire_access_token(TOKEN)
+    op = CancelIntegratedMeetingAgentOperator(
+        task_id="remove", calendar_id="cal_1", event_id=[f"evt_{i}" for i in range(5)]
+    )
+    assert op.execute({}) == {"cancelled": [f"evt_{i}" for i in range(5)]}
+    paths = [r.path for r in emulator.requests]
+    assert paths.count("/oauth/token") == 1
+    assert [r.status for r in emulator.requests][:3] == [401, 200, 202]
+    assert all(emulator.events[("cal_1", f"evt_{i}")]["meeting_agent"] is None for i in range(5))
+
+
+def test_revoked_refresh_token_stops_without_storm(emulator, connect):
+    emulator.add_refresh_token(REFRESH, account_id="acc_1")
+    emulator.revoke_refresh_token(REFRESH)
+    connect(access_token=TOKEN, refresh_token=REFRESH)
+    emulator.expire_access_token(TOKEN)
+    op = CancelIntegratedMeetingAgentOperator(
+        task_id="remove", calendar_id="cal_1", event_id=[f"evt_{i}" for i in range(10)]
+    )
+    with pytest.raises(CronofyBulkError) as info:
+        op.execute({})
+    assert "invalid_grant" in str(info.value)
+    assert "refresh_token extra" in str(info.value)
+    assert "9 item(s) were not attempted" in str(info.value)
+    assert [r.path for r in emulator.requests] == ["/v1/calendars/cal_1/events", "/oauth/token"]
+
+
+def test_test_connection_against_emulator(emulator, connect):
+    connect(access_token=TOKEN)
+    ok, message = CronofyHook().test_connection()
+    assert ok, message
+    assert emulator.requests[-1].path == "/v1/userinfo"
+
+
+def test_hook_pacing_avoids_429(emulator, monkeypatch):
+    with CronofyEmulator(rate_limit_per_second=20, rate_limit_per_minute=1000) as emu:
+        keys = [f"k{i}" for i in range(45)]
+        for key in keys:
+            emu.schedule_agent(key)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CRONOFY_DEFAULT",
+            emu.airflow_connection_json(rate_limit_per_second=20, rate_limit_per_minute=1000),
+        )
+        assert scheduled(keys).execute({})["cancelled"] == keys
+        assert [r.status for r in emu.requests].count(429) == 0
+        assert emu.fault_counts["rate_limited"] == 0
+
+
+def test_without_pacing_the_emulator_rate_limits_and_hook_recovers(emulator, monkeypatch):
+    with CronofyEmulator(rate_limit_per_second=10, rate_limit_per_minute=1000) as emu:
+        keys = [f"k{i}" for i in range(25)]
+        for key in keys:
+            emu.schedule_agent(key)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CRONOFY_DEFAULT",
+            emu.airflow_connection_json(rate_limit_per_second=0, rate_limit_per_minute=0, max_retries=8),
+        )
+        assert scheduled(keys).execute({})["cancelled"] == keys
+        assert emu.fault_counts["rate_limited"] > 0  # the limit was real; retries absorbed it
+
+
+def test_emulator_conn_json_is_valid_airflow_connection(emulator):
+    conn = json.loads(emulator.airflow_connection_json(access_token=TOKEN))
+    assert conn["conn_type"] == "cronofy"
+    assert conn["host"] == emulator.url
