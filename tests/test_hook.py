@@ -625,3 +625,15 @@ def test_test_connection_without_credentials_fails(set_connection):
     ok, message = make_hook().test_connection()
     assert ok is False
     assert "no API key" in message
+
+
+def test_prefixed_extra_names_are_read(set_connection):
+    set_connection(**{"extra__cronofy__data_center": "sg", "extra__cronofy__timeout": "4"})
+    hook = make_hook()
+    assert hook.base_url == DATA_CENTERS["sg"]
+    assert hook.settings.timeout == (4.0, 4.0)
+
+
+def test_bare_extra_name_wins_over_prefixed(set_connection):
+    set_connection(**{"extra__cronofy__data_center": "sg", "data_center": "ca"})
+    assert make_hook().base_url == DATA_CENTERS["ca"]

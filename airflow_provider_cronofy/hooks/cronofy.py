@@ -753,7 +753,12 @@ def _extra_of(conn: Any) -> dict[str, Any]:
         extra = conn.extra_dejson
     except Exception:  # a malformed extra must not leak its text into an exception
         raise CronofyConfigError(f"The extra of connection '{conn.conn_id}' is not valid JSON.") from None
-    return extra if isinstance(extra, dict) else {}
+    if not isinstance(extra, dict):
+        return {}
+    # Forms of Airflow before 2.3 stored fields as extra__cronofy__<name>; the bare name wins.
+    prefix = "extra__cronofy__"
+    legacy = {key[len(prefix) :]: value for key, value in extra.items() if key.startswith(prefix)}
+    return {**legacy, **{key: value for key, value in extra.items() if not key.startswith(prefix)}}
 
 
 def _optional_str(value: object) -> str | None:
