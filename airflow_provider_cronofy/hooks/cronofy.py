@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 from functools import cached_property
 from http import HTTPStatus
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 import tenacity
@@ -79,6 +79,8 @@ class _Reply(NamedTuple):
     status: int
     headers: Mapping[str, str]
     body: bytes
+    attempts: int = 1
+    """Attempts made when this is the last reply of a retry budget spent on retryable statuses."""
 
 
 class _Retryable(Exception):
@@ -527,8 +529,16 @@ class CronofyHook(BaseHook):
             self.pacer.acquire()
             self.requests_sent += 1
             try:
+                # No redirects: a 307/308 would re-send the body (the client secret and refresh
+                # token of a refresh) to whatever host the Location names, unpaced and uncounted.
                 response = self.session.request(
-                    method, url, data=data, headers=headers, timeout=settings.timeout, stream=True
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=settings.timeout,
+                    stream=True,
+                    allow_redirects=False,
                 )
             except requests.exceptions.SSLError as error:
                 raise CronofyAPIError(
@@ -591,7 +601,8 @@ class CronofyHook(BaseHook):
         except _Retryable as failed:
             attempts = max_retries + 1
             if failed.reply is not None:
-                return failed.reply  # the caller turns the last status into its error
+                # The caller turns the last status into its error, naming the attempts made.
+                return failed.reply._replace(attempts=attempts)
             raise CronofyAPIError(
                 f"{what} failed after {attempts} attempt(s): {_describe(failed)} "
                 f"(base URL {settings.base_url}, timeout {settings.timeout[1]:g} s).",
@@ -649,10 +660,8 @@ class CronofyHook(BaseHook):
         elif status == 423:
             message = "Cronofy answered 423 Locked: the account is locked."
         elif status in RETRYABLE_STATUSES:
-            message = (
-                f"Cronofy answered {status} {_status_text(status)} on every one of "
-                f"{settings.max_retries + 1} attempt(s)."
-            )
+            # Earlier attempts may have met other faults (a timeout, another status): name the last.
+            message = f"Cronofy answered {status} {_status_text(status)}; gave up after {reply.attempts} attempt(s)."
         else:
             message = f"Cronofy answered {status} {_status_text(status)}" + (
                 f": {_describe_errors(errors)}" if errors else f" ({_body_summary(reply)})."
@@ -808,7 +817,8 @@ def _parse_host(host: str, port: int | None) -> str:
         problem = "it holds a query or a fragment"
     elif scheme == "http" and not _is_loopback(hostname):
         problem = "http:// is only allowed for loopback hosts (localhost, 127.0.0.0/8, [::1])"
-    elif any(seg in (".", "..") for seg in parts.path.split("/")):
+    elif any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):
+        # "%2e%2e" is ".." too: HTTP clients and servers decode it and climb out of the prefix.
         problem = "its path holds a '.' or '..' segment"
     elif parts.path.rstrip("/").endswith("/v1"):
         problem = "it ends in /v1: give the base URL, the hook adds /v1/... itself"
