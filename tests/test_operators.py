@@ -275,3 +275,17 @@ def test_integrated_without_token_fails_before_request(requests_mock, set_connec
 def test_integrated_empty_list(requests_mock):
     assert integrated([]).execute({}) == {"cancelled": []}
     assert requests_mock.call_count == 0
+
+
+def test_all_not_found_warns(requests_mock, caplog, capsys):
+    requests_mock.delete(AGENTS, status_code=404)
+    with caplog.at_level(logging.WARNING):
+        assert scheduled(["a", "b"]).execute({}) == {"cancelled": [], "not_found": ["a", "b"]}
+    assert "404 for all 2 scheduling key(s)" in caplog.text + capsys.readouterr().out
+
+
+def test_malformed_url_stops_the_run(requests_mock, set_connection):
+    set_connection(host="https://bad host.example.com", rate_limit_per_second=0, rate_limit_per_minute=0)
+    with pytest.raises(CronofyBulkError) as info:
+        scheduled(["a", "b", "c"]).execute({})
+    assert info.value.not_attempted == ["b", "c"]

@@ -547,7 +547,12 @@ class CronofyHook(BaseHook):
             except (requests.ConnectionError, requests.Timeout) as error:
                 raise _Retryable(None, error) from None
             except requests.RequestException as error:
-                raise CronofyAPIError(f"{what} failed: {type(error).__name__}.", item=item) from None
+                # A malformed URL or request fails every item the same way: stop the run.
+                raise CronofyAPIError(
+                    f"{what} failed: {type(error).__name__} (base URL {settings.base_url}).",
+                    item=item,
+                    fatal=True,
+                ) from None
             try:
                 reply = _read(response)
             except (requests.ConnectionError, requests.Timeout, requests.RequestException) as error:

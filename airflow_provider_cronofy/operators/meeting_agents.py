@@ -72,7 +72,7 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
                 return "cancelled" if hook.cancel_scheduled_meeting_agent(key) else "not_found"
 
             try:
-                return run_bulk(
+                results = run_bulk(
                     keys,
                     cancel,
                     noun="scheduling keys",
@@ -83,6 +83,16 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
             except CronofyBulkError as error:
                 _keep_partial_results(context, error)
                 raise
+            if len(results["not_found"]) == len(keys):
+                # A host or proxy route pointing at the wrong place 404s too; say so, but a re-run
+                # of a finished job legitimately finds nothing left to cancel.
+                self.log.warning(
+                    "Cronofy answered 404 for all %d scheduling key(s): they were cancelled before or "
+                    "never scheduled, or connection '%s' points at the wrong host or data center.",
+                    len(keys),
+                    self.cronofy_conn_id,
+                )
+            return results
 
 
 class CancelIntegratedMeetingAgentOperator(BaseOperator):
