@@ -21,6 +21,7 @@ DATA_CENTERS: dict[str, str] = {
 }
 """Cronofy's data centers: id -> API base URL (the ids every official Cronofy SDK uses)."""
 
+DEFAULT_CONN_ID = "cronofy_default"
 DEFAULT_RATE_LIMIT_PER_SECOND = 50
 DEFAULT_RATE_LIMIT_PER_MINUTE = 500
 

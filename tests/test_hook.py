@@ -637,3 +637,37 @@ def test_prefixed_extra_names_are_read(set_connection):
 def test_bare_extra_name_wins_over_prefixed(set_connection):
     set_connection(**{"extra__cronofy__data_center": "sg", "data_center": "ca"})
     assert make_hook().base_url == DATA_CENTERS["ca"]
+
+
+def test_proxies_read_once_from_environment(set_connection, monkeypatch):
+    set_connection()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = make_hook().session
+    assert session.trust_env is False
+    assert session.proxies["https"] == "http://proxy.internal:3128"
+
+
+def test_no_proxy_is_respected(set_connection, monkeypatch):
+    set_connection()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "api.cronofy.com")
+    assert "https" not in make_hook().session.proxies
+
+
+def test_ca_bundle_from_environment(set_connection, monkeypatch):
+    set_connection()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    assert make_hook().session.verify == "/etc/ssl/corporate.pem"
+
+
+def test_netrc_never_replaces_the_authorization_header(set_connection, requests_mock, monkeypatch, tmp_path):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.cronofy.com login someone password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=202)
+    make_hook().cancel_scheduled_meeting_agent("k")
+    assert requests_mock.last_request.headers["Authorization"] == f"Bearer {API_KEY}"

@@ -134,3 +134,18 @@ def test_our_imports_raise_no_deprecation_warning():
     # Airflow's configuration, not our import paths. On Airflow 3 nothing at all may warn.
     ours = [w for w in caught if AIRFLOW_V_3 or "airflow_provider_cronofy" in w[0]]
     assert ours == []
+
+
+def test_dag_files_do_not_import_the_hook_or_requests_through_us():
+    # The operators module is what every DAG file imports: parsing must not pay for requests.
+    code = (
+        "import sys\n"
+        "try:\n    import airflow.sdk\nexcept ImportError:\n    import airflow\n"
+        "before = set(sys.modules)\n"
+        "import airflow_provider_cronofy.operators.meeting_agents\n"
+        "new = set(sys.modules) - before\n"
+        "print(sorted(n for n in new if n.split('.')[0] in ('requests', 'urllib3', 'tenacity')"
+        " or n == 'airflow_provider_cronofy.hooks.cronofy'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from functools import cached_property
 from http import HTTPStatus
 from typing import Any, NamedTuple
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 import tenacity
@@ -31,16 +32,17 @@ from airflow_provider_cronofy.exceptions import (
     CronofyAPIError,
     CronofyConfigError,
     CronofyError,
-    CronofyInputError,
 )
 from airflow_provider_cronofy.get_provider_info import (
     CONN_FIELDS,
     DATA_CENTERS,
+    DEFAULT_CONN_ID,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DEFAULT_RATE_LIMIT_PER_SECOND,
     UI_FIELD_BEHAVIOUR,
 )
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
+from airflow_provider_cronofy.validation import calendar_path_segment, validate_item
 
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 """Connect and read timeout in seconds when the connection sets none: never unbounded."""
@@ -112,7 +114,7 @@ class CronofyHook(BaseHook):
     """
 
     conn_name_attr = "cronofy_conn_id"
-    default_conn_name = "cronofy_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "cronofy"
     hook_name = "Cronofy"
 
@@ -231,6 +233,14 @@ class CronofyHook(BaseHook):
     def session(self) -> requests.Session:
         """The hook's one HTTP session, reused (keep-alive) for every call until :meth:`close`."""
         session = requests.Session()
+        # requests re-reads proxy variables from the whole environment and ~/.netrc on every
+        # request when trust_env is on (a fifth of a request's CPU time here), and a .netrc entry
+        # would replace the Authorization header. Read the environment once, here, instead.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            session.verify = ca_bundle
         session.headers["User-Agent"] = (
             f"airflow-provider-cronofy/{__version__} {requests.utils.default_user_agent()}"
         )
@@ -719,47 +729,7 @@ class CronofyHook(BaseHook):
         return text
 
 
-# ---------------------------------------------------------------------- validation helpers
-
-
-def validate_item(name: str, value: object) -> None:
-    """Raise :class:`CronofyInputError` unless ``value`` is a non-blank string.
-
-    A string that looks like a rendered Python or JSON list (``"['a', 'b']"``) is refused too:
-    it is almost always a templated list that was rendered to text.
-    """
-    if not isinstance(value, str):
-        raise CronofyInputError(f"{name} must be a string, got {type(value).__name__}: {value!r:.100}.")
-    if not value.strip():
-        raise CronofyInputError(f"{name} must be a non-blank string, got {value!r}.")
-    stripped = value.strip()
-    if stripped.startswith("[") and stripped.endswith("]"):
-        raise CronofyInputError(
-            f"{name} {value!r:.100} looks like a list rendered to a string. Pass the list itself "
-            "(an XComArg, or a template with render_template_as_native_obj=True on the DAG)."
-        )
-
-
-def calendar_path_segment(calendar_id: object) -> str:
-    """Return ``calendar_id`` percent-encoded as one URL path segment.
-
-    Every character but letters, digits and ``-._~`` is encoded (``/``, ``?`` and ``#``
-    included), so no calendar id can reach another endpoint. Ids that are blank, are ``.`` or
-    ``..`` (dot segments that a URL resolver would climb out of) or hold whitespace or control
-    characters are refused: no Cronofy calendar id looks like that.
-    """
-    validate_item("calendar_id", calendar_id)
-    assert isinstance(calendar_id, str)
-    if any(ch.isspace() or not ch.isprintable() for ch in calendar_id):
-        raise CronofyInputError(
-            f"calendar_id {calendar_id!r} holds whitespace or control characters; Cronofy calendar "
-            "ids (cal_...) have none."
-        )
-    if calendar_id in (".", ".."):
-        raise CronofyInputError(
-            f"calendar_id {calendar_id!r} is a path dot segment, not a Cronofy calendar id (cal_...)."
-        )
-    return quote(calendar_id, safe="")
+# ---------------------------------------------------------------------- settings helpers
 
 
 def _extra_of(conn: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from airflow_provider_cronofy.exceptions import (
     CronofyInputError,
     ItemFailure,
 )
-from airflow_provider_cronofy.hooks.cronofy import validate_item
+from airflow_provider_cronofy.validation import validate_item
 
 PROGRESS_EVERY_SECONDS = 10.0
 

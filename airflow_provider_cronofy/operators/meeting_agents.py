@@ -12,11 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cronofy._compat import BaseOperator
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
-from airflow_provider_cronofy.hooks.cronofy import CronofyHook, calendar_path_segment
+from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
+from airflow_provider_cronofy.validation import calendar_path_segment
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+
+
+def _hook(conn_id: str) -> CronofyHook:
+    # Imported when a task runs, not when a DAG file is parsed: the hook pulls in requests.
+    from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+
+    return CronofyHook(conn_id)
 
 
 def _keep_partial_results(context: Mapping[str, Any], error: CronofyBulkError) -> None:
@@ -51,7 +61,7 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
         self,
         *,
         scheduling_key: str | Sequence[str],
-        cronofy_conn_id: str = CronofyHook.default_conn_name,
+        cronofy_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,7 +74,7 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
         if not keys:
             self.log.info("No scheduling keys given: nothing to cancel.")
             return {"cancelled": [], "not_found": []}
-        with CronofyHook(self.cronofy_conn_id) as hook:
+        with _hook(self.cronofy_conn_id) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_api_key()
 
@@ -125,7 +135,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         calendar_id: str,
         event_id: str | Sequence[str],
         delete_event: bool = False,
-        cronofy_conn_id: str = CronofyHook.default_conn_name,
+        cronofy_conn_id: str = DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -147,7 +157,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
             self.log.info("No event ids given: nothing to cancel.")
             return {"cancelled": []}
         calendar_id = self.calendar_id
-        with CronofyHook(self.cronofy_conn_id) as hook:
+        with _hook(self.cronofy_conn_id) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_calendar_credentials()
             action = hook.delete_event if self.delete_event else hook.remove_meeting_agent_from_event

@@ -1,0 +1,51 @@
+"""Checks of the items the operators and the hook send: before any request, with a clear message.
+
+Kept apart from the hook so that the operators module, which every DAG file imports, does not
+pull in ``requests`` at DAG-parse time.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from airflow_provider_cronofy.exceptions import CronofyInputError
+
+
+def validate_item(name: str, value: object) -> None:
+    """Raise :class:`CronofyInputError` unless ``value`` is a non-blank string.
+
+    A string that looks like a rendered Python or JSON list (``"['a', 'b']"``) is refused too:
+    it is almost always a templated list that was rendered to text.
+    """
+    if not isinstance(value, str):
+        raise CronofyInputError(f"{name} must be a string, got {type(value).__name__}: {value!r:.100}.")
+    if not value.strip():
+        raise CronofyInputError(f"{name} must be a non-blank string, got {value!r}.")
+    stripped = value.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        raise CronofyInputError(
+            f"{name} {value!r:.100} looks like a list rendered to a string. Pass the list itself "
+            "(an XComArg, or a template with render_template_as_native_obj=True on the DAG)."
+        )
+
+
+def calendar_path_segment(calendar_id: object) -> str:
+    """Return ``calendar_id`` percent-encoded as one URL path segment.
+
+    Every character but letters, digits and ``-._~`` is encoded (``/``, ``?`` and ``#``
+    included), so no calendar id can reach another endpoint. Ids that are blank, are ``.`` or
+    ``..`` (dot segments that a URL resolver would climb out of) or hold whitespace or control
+    characters are refused: no Cronofy calendar id looks like that.
+    """
+    validate_item("calendar_id", calendar_id)
+    assert isinstance(calendar_id, str)
+    if any(ch.isspace() or not ch.isprintable() for ch in calendar_id):
+        raise CronofyInputError(
+            f"calendar_id {calendar_id!r} holds whitespace or control characters; Cronofy calendar "
+            "ids (cal_...) have none."
+        )
+    if calendar_id in (".", ".."):
+        raise CronofyInputError(
+            f"calendar_id {calendar_id!r} is a path dot segment, not a Cronofy calendar id (cal_...)."
+        )
+    return quote(calendar_id, safe="")
