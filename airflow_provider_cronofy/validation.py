@@ -6,6 +6,7 @@ pull in ``requests`` at DAG-parse time.
 
 from __future__ import annotations
 
+import ast
 from urllib.parse import quote
 
 from airflow_provider_cronofy.exceptions import CronofyInputError
@@ -14,15 +15,15 @@ from airflow_provider_cronofy.exceptions import CronofyInputError
 def validate_item(name: str, value: object) -> None:
     """Raise :class:`CronofyInputError` unless ``value`` is a non-blank string.
 
-    A string that looks like a rendered Python or JSON list (``"['a', 'b']"``) is refused too:
-    it is almost always a templated list that was rendered to text.
+    A string that looks like a rendered Python or JSON list, tuple or dict (``"['a', 'b']"``,
+    ``"('a', 'b')"``) is refused too: it is almost always a templated value rendered to text.
     """
     if not isinstance(value, str):
         raise CronofyInputError(f"{name} must be a string, got {type(value).__name__}: {value!r:.100}.")
     if not value.strip():
         raise CronofyInputError(f"{name} must be a non-blank string, got {value!r}.")
     stripped = value.strip()
-    if stripped.startswith("[") and stripped.endswith("]"):
+    if (stripped.startswith("[") and stripped.endswith("]")) or _is_container_literal(stripped):
         raise CronofyInputError(
             f"{name} {value!r:.100} looks like a list rendered to a string. Pass the list itself "
             "(an XComArg, or a template with render_template_as_native_obj=True on the DAG)."
@@ -49,3 +50,12 @@ def calendar_path_segment(calendar_id: object) -> str:
             f"calendar_id {calendar_id!r} is a path dot segment, not a Cronofy calendar id (cal_...)."
         )
     return quote(calendar_id, safe="")
+
+
+def _is_container_literal(text: str) -> bool:
+    if not (text[:1] in "({" and text[-1:] in ")}"):
+        return False
+    try:
+        return isinstance(ast.literal_eval(text), (list, tuple, dict, set))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False

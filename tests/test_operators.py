@@ -289,3 +289,34 @@ def test_malformed_url_stops_the_run(requests_mock, set_connection):
     with pytest.raises(CronofyBulkError) as info:
         scheduled(["a", "b", "c"]).execute({})
     assert info.value.not_attempted == ["b", "c"]
+
+
+@pytest.mark.parametrize("text", ["('a', 'b')", "{'a': 1}", '{"k": "v"}', "('solo',)"])
+def test_rendered_tuple_or_dict_text_refused(requests_mock, text):
+    with pytest.raises(CronofyInputError, match="rendered to a string"):
+        scheduled(text).execute({})
+    assert requests_mock.call_count == 0
+
+
+@pytest.mark.parametrize("key", ["(meeting)", "{abc}", "(a, b)", "x[1]"])
+def test_bracketed_keys_that_are_not_literals_are_sent(requests_mock, key):
+    requests_mock.delete(AGENTS, status_code=202)
+    assert scheduled(key).execute({}) == {"cancelled": [key], "not_found": []}
+
+
+class Interrupted(BaseException):
+    """Stands for AirflowTaskTimeout, which execution_timeout raises in the middle of a request."""
+
+
+def test_interrupted_run_keeps_what_succeeded(requests_mock):
+    def callback(request, context):
+        if json.loads(request.body)["scheduling_key"] == "c":
+            raise Interrupted()
+        context.status_code = 404 if json.loads(request.body)["scheduling_key"] == "b" else 202
+        return ""
+
+    requests_mock.delete(AGENTS, text=callback)
+    ti = FakeTI()
+    with pytest.raises(Interrupted):
+        scheduled(["a", "b", "c", "d"]).execute({"ti": ti})
+    assert ti.pushed["partial_result"] == {"cancelled": ["a"], "not_found": ["b"]}

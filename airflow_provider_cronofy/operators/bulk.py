@@ -60,14 +60,20 @@ def run_bulk(
     outcomes: Sequence[str],
     log: logging.Logger | Any,
     redact: Callable[[str], str] = str,
+    results: dict[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
     """Call ``call(item)`` for each item; return ``{outcome: [items]}`` in input order.
 
-    ``call`` returns the item's outcome (one of ``outcomes``). A :class:`CronofyAPIError` fails the
+    ``call`` returns the item's outcome (one of ``outcomes``); it is appended to
+    ``results[outcome]`` (a new dict unless one is passed) as soon as it is known. A :class:`CronofyAPIError` fails the
     item and the run goes on, unless the error is fatal: then the run stops. After the run, any
     failure raises :class:`CronofyBulkError` listing each failed item and carrying the results.
     """
-    results: dict[str, list[str]] = {outcome: [] for outcome in outcomes}
+    # The caller may pass its own dict, to keep what succeeded if the run is interrupted
+    # (an execution_timeout raises a BaseException in the middle of a request).
+    results = results if results is not None else {}
+    for outcome in outcomes:
+        results.setdefault(outcome, [])
     failures: list[ItemFailure] = []
     not_attempted: list[str] = []
     total = len(items)

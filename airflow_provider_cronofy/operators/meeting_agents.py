@@ -7,11 +7,12 @@ runs, and fail with one error listing every failed item after attempting all the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cronofy._compat import BaseOperator
-from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
+from airflow_provider_cronofy.exceptions import CronofyInputError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
 from airflow_provider_cronofy.validation import calendar_path_segment
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 
+log = logging.getLogger(__name__)
+
 
 def _hook(conn_id: str) -> CronofyHook:
     # Imported when a task runs, not when a DAG file is parsed: the hook pulls in requests.
@@ -29,11 +32,15 @@ def _hook(conn_id: str) -> CronofyHook:
     return CronofyHook(conn_id)
 
 
-def _keep_partial_results(context: Mapping[str, Any], error: CronofyBulkError) -> None:
+def _keep_partial_results(context: Mapping[str, Any], results: dict[str, list[str]]) -> None:
     # A failed task pushes no return value; keep what succeeded where a retry or a person sees it.
     ti = context.get("ti") if context else None
-    if ti is not None:
-        ti.xcom_push(key="partial_result", value=error.results)
+    if ti is None:
+        return
+    try:
+        ti.xcom_push(key="partial_result", value=results)
+    except Exception:  # the original error matters more than a lost XCom
+        log.warning("Could not push the partial_result XCom.", exc_info=True)
 
 
 class CancelScheduledMeetingAgentOperator(BaseOperator):
@@ -81,17 +88,19 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
             def cancel(key: str) -> str:
                 return "cancelled" if hook.cancel_scheduled_meeting_agent(key) else "not_found"
 
+            results: dict[str, list[str]] = {"cancelled": [], "not_found": []}
             try:
-                results = run_bulk(
+                run_bulk(
                     keys,
                     cancel,
                     noun="scheduling keys",
                     outcomes=("cancelled", "not_found"),
                     log=self.log,
                     redact=hook.redact,
+                    results=results,
                 )
-            except CronofyBulkError as error:
-                _keep_partial_results(context, error)
+            except BaseException:  # CronofyBulkError, or an execution_timeout mid-run
+                _keep_partial_results(context, results)
                 raise
             if len(results["not_found"]) == len(keys):
                 # A host or proxy route pointing at the wrong place 404s too; say so, but a re-run
@@ -166,6 +175,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
                 action(calendar_id, event_id)
                 return "cancelled"
 
+            results: dict[str, list[str]] = {"cancelled": []}
             try:
                 return run_bulk(
                     event_ids,
@@ -174,7 +184,8 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
                     outcomes=("cancelled",),
                     log=self.log,
                     redact=hook.redact,
+                    results=results,
                 )
-            except CronofyBulkError as error:
-                _keep_partial_results(context, error)
+            except BaseException:  # CronofyBulkError, or an execution_timeout mid-run
+                _keep_partial_results(context, results)
                 raise
