@@ -25,15 +25,26 @@ ANSWER_TIMEOUT = 120.0
 
 
 class EmulatorProcess:
-    """A ``CronofyEmulator`` running in a child process, bound to 127.0.0.1 on a free port."""
+    """A ``CronofyEmulator`` running in a child process, bound to 127.0.0.1 on a free port.
 
-    def __init__(self, python: str = sys.executable, **emulator_kwargs: Any) -> None:
+    With ``certfile`` (PEM, and ``keyfile`` unless the key is in it) the emulator serves HTTPS.
+    """
+
+    def __init__(
+        self,
+        python: str = sys.executable,
+        *,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        **emulator_kwargs: Any,
+    ) -> None:
         emulator_kwargs.setdefault("host", "127.0.0.1")
         emulator_kwargs.setdefault("port", 0)
         if emulator_kwargs["host"] != "127.0.0.1":
             raise ValueError("benchmark servers listen on 127.0.0.1 only")
+        tls = {"certfile": certfile, "keyfile": keyfile} if certfile else None
         self._proc = subprocess.Popen(
-            [python, __file__, json.dumps(emulator_kwargs)],
+            [python, __file__, json.dumps({"emulator": emulator_kwargs, "tls": tls})],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -67,8 +78,9 @@ class EmulatorProcess:
         return self._read()
 
     def stats(self, *, statuses: bool = False) -> dict[str, Any]:
-        """``connections_opened`` and ``fault_counts``; with ``statuses``, also ``requests`` (the
-        number recorded) and ``statuses`` (how many of each status), which copies every record."""
+        """``connections_opened``, ``tls_handshake_failures`` and ``fault_counts``; with ``statuses``,
+        also ``requests`` (the number recorded) and ``statuses`` (how many of each status), which
+        copies every record."""
         return self.call("stats", statuses=statuses)
 
     def schedule(self, keys: list[str]) -> None:
@@ -106,10 +118,17 @@ class EmulatorProcess:
         self.close()
 
 
-def _serve(kwargs: dict[str, Any]) -> None:
+def _serve(config: dict[str, Any]) -> None:
     sys.path.insert(0, str(ROOT))
     from airflow_provider_cronofy.testing.emulator import CronofyEmulator
 
+    kwargs = config["emulator"]
+    if config["tls"]:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(config["tls"]["certfile"], config["tls"]["keyfile"])
+        kwargs["ssl_context"] = context
     emulator = CronofyEmulator(**kwargs).start()
 
     def reply(payload: dict[str, Any]) -> None:
@@ -127,6 +146,7 @@ def _serve(kwargs: dict[str, Any]) -> None:
             if command == "stats":
                 stats: dict[str, Any] = {
                     "connections_opened": emulator.connections_opened,
+                    "tls_handshake_failures": emulator.tls_handshake_failures,
                     "fault_counts": emulator.fault_counts,
                 }
                 if message.get("statuses"):

@@ -4,6 +4,8 @@
 
 1. throughput   bulk cancellation: the operator vs a bare ``requests.Session`` loop (the floor),
                 ``HttpHook`` (apache-airflow-providers-http) and ``requests.delete`` per key
+1b. tls         the same over HTTPS (a throw-away self-signed certificate for 127.0.0.1), where
+                a new connection costs a TLS handshake
 2. mapping      one task cancelling N keys vs N mapped task instances, each run with ``dag.test()``
 3. pacing       the hook's pacing against an emulator enforcing 100/s and 1,000/min
 4. import       what importing the operators module adds to parsing a DAG file (``-X importtime``)
@@ -39,7 +41,7 @@ sys.path.insert(0, str(HERE))
 
 from emulator_process import EmulatorProcess  # noqa: E402 - a sibling module, not a package
 
-SECTIONS = ("throughput", "mapping", "pacing", "import", "memory")
+SECTIONS = ("throughput", "tls", "mapping", "pacing", "import", "memory")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 ENDPOINT = "/v1/meeting_agents"
 
@@ -51,6 +53,7 @@ class Plan:
     runs: int
     generic_runs: int
     throughput_keys: int
+    tls_keys: int
     warmup_keys: int
     mapping_keys: int
     mapping_runs: int
@@ -63,13 +66,13 @@ class Plan:
 def make_plan(args: argparse.Namespace) -> Plan:
     if args.quick:
         runs = args.runs or 1
-        plan = Plan(runs, runs, 500, 20, 20, 1, 300, runs, max(runs, 2), (1_000, 10_000))
+        plan = Plan(runs, runs, 500, 250, 20, 20, 1, 300, runs, max(runs, 2), (1_000, 10_000))
     else:
         # The floor and the provider are cheap to repeat and their ratio has the tightest goal:
         # they get the most runs; the slower generic routes and the pacing runs (5 s each) fewer.
         runs = args.runs or 5
         few = min(runs, 3)
-        plan = Plan(runs, few, 2_000, 100, 200, 1, 600, few, max(runs, 5), (10_000, 100_000))
+        plan = Plan(runs, few, 2_000, 1_000, 100, 200, 1, 600, few, max(runs, 5), (10_000, 100_000))
     if args.mapping_keys:
         plan.mapping_keys = args.mapping_keys
     if args.mapping_runs:
@@ -186,24 +189,167 @@ def print_machine(info: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------- 1. throughput
 
 
+@dataclass
+class Tls:
+    """A throw-away self-signed certificate for 127.0.0.1 and its key (PEM files)."""
+
+    cert: str
+    key: str
+    description: str
+
+
+def make_tls_files(directory: Path) -> Tls:
+    """Write a self-signed RSA-2048 certificate for 127.0.0.1 (IP SAN) and its key to ``directory``.
+
+    RSA 2048, a common key of public HTTPS servers, so the emulator's side of a handshake costs
+    what a usual one does. The certificate is its own CA (what ``verify=<path>`` needs to trust it).
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=True,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "emulator-cert.pem", directory / "emulator-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return Tls(str(cert_path), str(key_path), "RSA-2048 self-signed certificate")
+
+
 def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
+    n = plan.throughput_keys
+    heading(f"1. Bulk cancellation throughput: {n:,} scheduling keys per run (each after a warm-up run)")
+    return measure_throughput(plan, goals, "throughput", n)
+
+
+def bench_tls(plan: Plan, goals: Goals, home: Path, plain: dict[str, Any] | None) -> dict[str, Any]:
+    n = plan.tls_keys
+    tls = make_tls_files(home)
+    heading(
+        f"1b. The same over TLS on loopback: {n:,} scheduling keys per run (each after a warm-up run), "
+        f"HTTPS with a throw-away {tls.description} for 127.0.0.1"
+    )
+    # requests lets REQUESTS_CA_BUNDLE override a session's verify, and the provider's hook reads
+    # it (once, when it builds its session): every variant trusts the throw-away certificate
+    # through it, and the others are also given it explicitly.
+    saved = {name: os.environ.get(name) for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    os.environ["REQUESTS_CA_BUNDLE"] = tls.cert
+    os.environ.pop("CURL_CA_BUNDLE", None)
+    try:
+        results = measure_throughput(plan, goals, "tls", n, tls=tls)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    v = results["variants"]
+    # What a request costs above the floor's (a keep-alive request), in ms: for requests.delete,
+    # mostly what a new connection costs.
+    extra = {name: (v[name]["median_seconds"] - v["floor"]["median_seconds"]) / n * 1000 for name in v}
+    results["ms_per_request_above_floor"] = extra
+    line = (
+        f"Per request above the floor over TLS: provider {extra['provider']:+.2f} ms, "
+        f"HttpHook {extra['http_hook']:+.2f} ms, requests.delete {extra['requests_delete']:+.2f} ms"
+    )
+    if plain is not None:
+        pv, pn = plain["variants"], plain["keys"]
+        plain_extra = {
+            name: (pv[name]["median_seconds"] - pv["floor"]["median_seconds"]) / pn * 1000 for name in pv
+        }
+        results["plain_ms_per_request_above_floor"] = plain_extra
+        line += (
+            f" (plain HTTP, section 1: provider {plain_extra['provider']:+.2f} ms, HttpHook "
+            f"{plain_extra['http_hook']:+.2f} ms, requests.delete {plain_extra['requests_delete']:+.2f} ms)"
+        )
+    print(
+        line + ". On loopback a new connection costs only CPU: the TLS handshake's (client and "
+        "emulator) and the TCP set-up; over a real network each also waits 2 or more round trips."
+    )
+    # HttpHook keeps one connection per hook (its keep-alive adapter): the route that pays a
+    # handshake per key is requests.delete.
+    new_conn_x = v["requests_delete"]["ratio_to_floor"] / v["provider"]["ratio_to_floor"]
+    print(
+        f"A new connection per key (requests.delete) vs the provider's one: {new_conn_x:.2f}x the time "
+        "(expected: several times slower) - "
+        + goals.check(
+            "tls",
+            "requests.delete (new TLS connection per key) time / provider's",
+            f"{new_conn_x:.2f}",
+            ">= 2 (several times)",
+            new_conn_x >= 2,
+            expectation=True,
+        )
+        + "."
+    )
+    return {"certificate": tls.description, **results}
+
+
+def measure_throughput(
+    plan: Plan, goals: Goals, section: str, n: int, tls: Tls | None = None
+) -> dict[str, Any]:
+    """Section 1 (plain HTTP) or 1b (``tls``): time the four variants, print the table, check the goals."""
     import requests
     from airflow.providers.http.hooks.http import HttpHook
 
     from airflow_provider_cronofy import __version__
     from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
 
-    n = plan.throughput_keys
-    heading(f"1. Bulk cancellation throughput: {n:,} scheduling keys per run (each after a warm-up run)")
-    emulator = EmulatorProcess(rate_limit_per_second=None, rate_limit_per_minute=None)
+    emulator = EmulatorProcess(
+        rate_limit_per_second=None,
+        rate_limit_per_minute=None,
+        certfile=tls.cert if tls else None,
+        keyfile=tls.key if tls else None,
+    )
+    # True (the default: REQUESTS_CA_BUNDLE or certifi) over plain HTTP, where it is not used.
+    verify: bool | str = tls.cert if tls else True
     try:
         port = int(emulator.url.rsplit(":", 1)[1])
         os.environ["AIRFLOW_CONN_CRONOFY_DEFAULT"] = json.dumps(
             emulator.airflow_connection(rate_limit_per_second=0, rate_limit_per_minute=0)
         )
-        os.environ["AIRFLOW_CONN_HTTP_CRONOFY"] = json.dumps(
-            {"conn_type": "http", "host": "http://127.0.0.1", "port": port}
-        )
+        http_conn: dict[str, Any] = {"conn_type": "http", "host": "http://127.0.0.1", "port": port}
+        if tls:
+            http_conn.update(host="https://127.0.0.1", extra={"verify": tls.cert})
+        os.environ["AIRFLOW_CONN_HTTP_CRONOFY"] = json.dumps(http_conn)
         url = emulator.url + ENDPOINT
         auth = f"Bearer {emulator.api_key}"
         # The provider's own User-Agent and Accept, so the floor sends the very same request.
@@ -216,6 +362,7 @@ def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
         def floor(keys: list[str]) -> int:
             ok = 0
             with requests.Session() as session:
+                session.verify = verify
                 session.headers["User-Agent"] = user_agent
                 session.headers["Accept"] = "application/json"
                 headers = {"Content-Type": JSON_CONTENT_TYPE, "Authorization": auth}
@@ -245,7 +392,9 @@ def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
                 "Accept": "application/json",
             }
             for key in keys:
-                response = requests.delete(url, data=body(key), headers=headers, timeout=timeout)
+                response = requests.delete(
+                    url, data=body(key), headers=headers, timeout=timeout, verify=verify
+                )
                 ok += response.status_code == 202
             return ok
 
@@ -270,21 +419,23 @@ def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
                 "client_cpu_seconds": cpu,
                 "ok": ok,
                 "connections_opened": after["connections_opened"] - before["connections_opened"],
+                "tls_handshake_failures": after["tls_handshake_failures"] - before["tls_handshake_failures"],
             }
 
         for name, _, fn in variants:  # warm-up: imports, connection look-ups, first sockets
-            measure(name, fn, [f"warmup-{name}-{i:06d}" for i in range(plan.warmup_keys)])
+            measure(name, fn, [f"warmup-{section}-{name}-{i:06d}" for i in range(plan.warmup_keys)])
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in variants}
         for rep in range(plan.runs):
             active = variants if rep < plan.generic_runs else variants[:2]
             # Rotate the order so that no variant always runs first (or right after another).
             order = active[rep % len(active) :] + active[: rep % len(active)]
             for name, _, fn in order:
-                keys = [f"tp-{name}-{rep}-{i:06d}" for i in range(n)]
+                keys = [f"{section}-{name}-{rep}-{i:06d}" for i in range(n)]
                 samples[name].append(measure(name, fn, keys))
     finally:
         emulator.close()
         os.environ.pop("AIRFLOW_CONN_HTTP_CRONOFY", None)
+        os.environ.pop("AIRFLOW_CONN_CRONOFY_DEFAULT", None)
 
     floor_times = [s["seconds"] for s in samples["floor"]]
     floor_cpu = [s["client_cpu_seconds"] for s in samples["floor"]]
@@ -299,6 +450,7 @@ def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
         cpu_ratio = median([c / f for c, f in zip(cpu, floor_cpu[: len(cpu)], strict=True)])
         conns = median([s["connections_opened"] for s in samples[name]])
         failed = sum(n - s["ok"] for s in samples[name])
+        handshake_failures = sum(s["tls_handshake_failures"] for s in samples[name])
         results["variants"][name] = {
             "label": label,
             "runs": len(times),
@@ -313,6 +465,8 @@ def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
             "connections_opened_per_run": conns,
             "failed_requests": failed,
         }
+        if tls:
+            results["variants"][name]["tls_handshake_failures"] = handshake_failures
         rows.append(
             [
                 label,
@@ -345,9 +499,9 @@ def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
         "only (the emulator runs in another).\n"
         f"Provider time / floor {ratio:.2f} (runs: {', '.join(f'{r:.2f}' for r in v['provider']['ratios_to_floor'])}; "
         "goal <= 1.10): "
-        + goals.check("throughput", "provider time / floor", f"{ratio:.2f}", "<= 1.10", ratio <= 1.10)
+        + goals.check(section, "provider time / floor", f"{ratio:.2f}", "<= 1.10", ratio <= 1.10)
         + f"; TCP connections per run {conns:.0f} (goal 1): "
-        + goals.check("throughput", "provider TCP connections per run", f"{conns:.0f}", "1", conns == 1)
+        + goals.check(section, "provider TCP connections per run", f"{conns:.0f}", "1", conns == 1)
         + "."
     )
     hook_x = v["http_hook"]["ratio_to_floor"] / ratio
@@ -356,7 +510,7 @@ def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
         f"Generic routes' time vs the provider's: HttpHook {hook_x:.2f}x, requests.delete {delete_x:.2f}x "
         "(expected: several times slower) - "
         + goals.check(
-            "throughput",
+            section,
             "generic routes' time / provider's",
             f"{min(hook_x, delete_x):.2f}",
             ">= 2 (several times)",
@@ -369,6 +523,8 @@ def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
     )
     if any(x["failed_requests"] for x in v.values()):
         print("WARNING: some requests were not answered 202; see 'failed'.")
+    if any(x.get("tls_handshake_failures") for x in v.values()):
+        print("WARNING: some TLS handshakes failed; see tls_handshake_failures in the JSON.")
     return results
 
 
@@ -881,6 +1037,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         runners: dict[str, Callable[[], dict[str, Any]]] = {
             "throughput": lambda: bench_throughput(plan, goals),
+            "tls": lambda: bench_tls(plan, goals, home, report["sections"].get("throughput")),
             "mapping": lambda: bench_mapping(plan, goals, home, setup.get("airflow db migrate", 0.0)),
             "pacing": lambda: bench_pacing(plan, goals),
             "import": lambda: bench_import(plan, goals, home),

@@ -1,7 +1,7 @@
 """Run the Cronofy emulator from the shell: ``python -m airflow_provider_cronofy.testing``.
 
 Prints the URL and an ``AIRFLOW_CONN_CRONOFY_DEFAULT=...`` line to export, then serves until
-Ctrl-C or SIGTERM.
+Ctrl-C or SIGTERM. With ``--certfile`` (and ``--keyfile``) it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 import shlex
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -71,8 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"pre-load agents demo-key-1..3 and events evt_demo_1..2 (with agents) in {DEMO_CALENDAR_ID}",
     )
+    parser.add_argument(
+        "--certfile",
+        help="PEM certificate (chain) to serve HTTPS with; clients must trust it, e.g. through "
+        "REQUESTS_CA_BUNDLE (default: plain HTTP)",
+    )
+    parser.add_argument("--keyfile", help="PEM private key of --certfile, if not in that file")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
+
+
+def server_tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    """A server-side TLS context serving ``certfile`` (with ``keyfile``)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certfile, keyfile)
+    return context
 
 
 def seed_demo(emulator: CronofyEmulator) -> None:
@@ -96,6 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--host {args.host!r} is not a loopback address: this is a test server with well-known "
             "credentials, so it only listens on 127.0.0.1, ::1 or localhost"
         )
+    if args.keyfile and not args.certfile:
+        parser.error("--keyfile needs --certfile")
+    tls_context = None
+    if args.certfile:
+        try:
+            tls_context = server_tls_context(args.certfile, args.keyfile)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            parser.error(f"cannot load --certfile/--keyfile: {exc}")
     emulator = CronofyEmulator(
         host=args.host,
         port=args.port,
@@ -105,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_limit_per_minute=args.rate_limit_per_minute,
         unknown_scheduling_key_status=args.unknown_key_status,
         verbose=args.verbose,
+        ssl_context=tls_context,
     )
     emulator.rotate_refresh_tokens = args.rotate_refresh_tokens
     emulator.add_access_token(DEMO_ACCESS_TOKEN)
@@ -136,6 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if args.certfile:
+            print(
+                f"Serving HTTPS: clients must trust {args.certfile} "
+                f"(e.g. REQUESTS_CA_BUNDLE={shlex.quote(args.certfile)}).",
+                file=sys.stderr,
+                flush=True,
+            )
         # Waiting in short slices keeps the main thread responsive to Ctrl-C.
         while not stop_requested.wait(0.2):
             pass

@@ -24,6 +24,7 @@ import random
 import secrets
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -47,6 +48,8 @@ _JSON = "application/json; charset=utf-8"
 # Bodies are test payloads of a few hundred bytes; the cap only stops a runaway client.
 _MAX_BODY_BYTES = 1 << 20
 _REQUIRED = [{"key": "errors.required", "description": "required"}]
+# Seconds a new TLS connection gets to finish its handshake (in its own thread).
+_HANDSHAKE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -260,6 +263,7 @@ class CronofyEmulator:
         unknown_scheduling_key_status: int = 202,
         access_token_lifetime: int = 3600,
         verbose: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`.
 
@@ -268,6 +272,12 @@ class CronofyEmulator:
         is off. ``unknown_scheduling_key_status`` (202 or 404) is what cancelling an unknown or
         already-cancelled scheduling key answers. ``access_token_lifetime`` is the ``expires_in``
         of issued tokens, and they do stop working after it.
+
+        ``ssl_context``, a server-side context with a certificate loaded (e.g.
+        ``ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)`` then ``load_cert_chain``), makes the emulator
+        serve HTTPS: :attr:`url` starts with ``https://``. Each connection's handshake runs in that
+        connection's own thread; a connection counts in :attr:`connections_opened` once its
+        handshake is done, and a failed one in :attr:`tls_handshake_failures` instead.
         """
         if unknown_scheduling_key_status not in (202, 404):
             raise ValueError("unknown_scheduling_key_status must be 202 or 404")
@@ -276,6 +286,13 @@ class CronofyEmulator:
                 raise ValueError(f"rate_limit_{name} must be >= 0 or None")
         if access_token_lifetime < 0:
             raise ValueError("access_token_lifetime must be >= 0")
+        if ssl_context is not None:
+            if not isinstance(ssl_context, ssl.SSLContext):
+                raise TypeError("ssl_context must be an ssl.SSLContext")
+            if ssl_context.protocol == ssl.PROTOCOL_TLS_CLIENT or ssl_context.check_hostname:
+                raise ValueError(
+                    "ssl_context must be a server-side context, e.g. ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)"
+                )
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -285,6 +302,7 @@ class CronofyEmulator:
         self.unknown_scheduling_key_status = unknown_scheduling_key_status
         self.access_token_lifetime = access_token_lifetime
         self.verbose = verbose
+        self.ssl_context = ssl_context
         self.rotate_refresh_tokens = False
         """When True, every refresh grant returns a new refresh token and invalidates the old one."""
 
@@ -299,6 +317,7 @@ class CronofyEmulator:
         self._dead_refresh_tokens: set[str] = set()
         self._records: list[_Record] = []
         self._connections = 0
+        self._handshake_failures = 0
         self._open_sockets: set[socket.socket] = set()
         self._scripted: list[_ScriptedFault] = []
         self._random: _RandomFaults | None = None
@@ -316,7 +335,7 @@ class CronofyEmulator:
             if self._server is not None:
                 return self
             self._stopping = threading.Event()
-            server = _Server((self.host, self.port), self)
+            server = _Server((self.host, self.port), self, self.ssl_context)
             thread = threading.Thread(
                 target=server.serve_forever,
                 # A short poll keeps stop() quick, which matters for function-scoped fixtures.
@@ -343,10 +362,12 @@ class CronofyEmulator:
             server.server_close()
             with self._lock:
                 sockets = list(self._open_sockets)
-            # Idle keep-alive connections would otherwise keep their handler threads blocked.
+            # Idle keep-alive connections would otherwise keep their handler threads blocked. The
+            # base class's shutdown, so that a TLS socket's reader sees EOF rather than a socket
+            # unwrapped under its feet.
             for sock in sockets:
                 with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
             if thread is not None:
                 thread.join(timeout=5)
 
@@ -360,7 +381,8 @@ class CronofyEmulator:
 
     @property
     def url(self) -> str:
-        """Base URL of the running server, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
+        """Base URL of the running server, e.g. ``http://127.0.0.1:54321`` (no trailing slash);
+        ``https://`` when it serves TLS."""
         server = self._server
         if server is None:
             raise RuntimeError("the emulator is not running; call start() first")
@@ -368,7 +390,8 @@ class CronofyEmulator:
         host = str(host)
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://{host}:{port}"
 
     def airflow_connection(
         self, *, access_token: str | None = None, refresh_token: str | None = None, **extra: object
@@ -503,9 +526,15 @@ class CronofyEmulator:
 
     @property
     def connections_opened(self) -> int:
-        """Number of TCP connections accepted so far."""
+        """Number of TCP connections accepted so far (over TLS: whose handshake succeeded)."""
         with self._lock:
             return self._connections
+
+    @property
+    def tls_handshake_failures(self) -> int:
+        """Number of TLS connections whose handshake failed or timed out (0 over plain HTTP)."""
+        with self._lock:
+            return self._handshake_failures
 
     @property
     def fault_counts(self) -> dict[str, int]:
@@ -635,6 +664,17 @@ class CronofyEmulator:
     def _connection_closed(self, sock: socket.socket) -> None:
         with self._lock:
             self._open_sockets.discard(sock)
+
+    def _handshake_started(self, sock: socket.socket) -> None:
+        # Tracked so that stop() cuts a handshake in progress short; not counted yet.
+        with self._lock:
+            self._open_sockets.add(sock)
+
+    def _handshake_failed(self, exc: Exception) -> None:
+        with self._lock:
+            self._handshake_failures += 1
+        if self.verbose:
+            print(f"TLS handshake failed: {exc!r}", file=sys.stderr)
 
     def _begin(
         self, method: str, path: str, headers: dict[str, str], body: bytes, connection_id: int
@@ -1005,8 +1045,11 @@ class _BodyError(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], emulator: CronofyEmulator) -> None:
+    def __init__(
+        self, address: tuple[str, int], emulator: CronofyEmulator, tls_context: ssl.SSLContext | None
+    ) -> None:
         self.emulator = emulator
+        self.tls_context = tls_context
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
 
@@ -1016,6 +1059,28 @@ class _Server(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the connection's own thread (ThreadingMixIn), so the TLS handshake happens there
+        # and a slow or failing one never holds up the accept loop.
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(_HANDSHAKE_TIMEOUT)
+        # wrap_socket takes over the file descriptor: from here on close the TLS socket, not
+        # `request` (which the caller still shuts down, harmlessly).
+        tls = self.tls_context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        try:
+            self.emulator._handshake_started(tls)
+            try:
+                tls.do_handshake()
+            except (OSError, ValueError) as exc:  # ssl.SSLError, a reset, a timeout, or stop()
+                self.emulator._handshake_failed(exc)
+                return
+            super().finish_request(tls, client_address)
+        finally:
+            self.emulator._connection_closed(tls)
+            self.shutdown_request(tls)
 
 
 class _Handler(BaseHTTPRequestHandler):

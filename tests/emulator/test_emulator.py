@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import http.client
+import ipaddress
 import json
 import queue
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -797,6 +802,194 @@ def test_rate_limit_off(cronofy_emulator_factory, session):
     assert statuses == {404}
 
 
+# ---------------------------------------------------------------- TLS
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: str
+    key: str
+
+
+@pytest.fixture
+def tls_files(tmp_path, monkeypatch) -> TlsFiles:
+    """A throw-away self-signed certificate for 127.0.0.1 (IP SAN) and its key, as PEM files.
+
+    The CA bundle variables are cleared: requests lets them override a session's ``verify``.
+    """
+    # Imported here, not skipped when missing: cryptography comes with Airflow.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        # Its own trust anchor: a CA certificate, with what strict verification asks of one.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return TlsFiles(str(cert_path), str(key_path))
+
+
+def server_context(files: TlsFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files.cert, files.key)
+    return context
+
+
+@pytest.fixture
+def tls_emu(cronofy_emulator_factory, tls_files) -> CronofyEmulator:
+    return cronofy_emulator_factory(ssl_context=server_context(tls_files))
+
+
+def port_of(emu: CronofyEmulator) -> int:
+    return int(emu.url.rsplit(":", 1)[1])
+
+
+def test_https_url_and_connection(tls_emu):
+    assert tls_emu.url == f"https://127.0.0.1:{port_of(tls_emu)}"
+    assert tls_emu.airflow_connection()["host"] == tls_emu.url
+
+
+def test_https_session_reuses_one_connection(tls_emu, tls_files):
+    tls_emu.schedule_agent("k1")
+    tls_emu.schedule_agent("k2")
+    with requests.Session() as https:
+        https.verify = tls_files.cert
+        assert cancel(https, tls_emu, "k1").status_code == 202
+        assert cancel(https, tls_emu, "k2").status_code == 202
+    assert tls_emu.connections_opened == 1
+    assert {r.connection_id for r in tls_emu.requests} == {1}
+    assert tls_emu.scheduled_agents["k2"]["status"] == "cancelled"
+    assert tls_emu.tls_handshake_failures == 0
+
+
+def test_https_separate_requests_open_separate_connections(tls_emu, tls_files):
+    tls_emu.schedule_agent("k1")
+    for _ in range(2):
+        response = requests.delete(
+            f"{tls_emu.url}/v1/meeting_agents",
+            json={"scheduling_key": "k1"},
+            headers=api_key(tls_emu),
+            timeout=TIMEOUT,
+            verify=tls_files.cert,
+        )
+        assert response.status_code == 202
+    assert tls_emu.connections_opened == 2
+    assert [r.connection_id for r in tls_emu.requests] == [1, 2]
+
+
+def test_https_failed_handshakes_are_counted_and_serving_goes_on(tls_emu, tls_files):
+    with pytest.raises(requests.exceptions.SSLError):  # the client does not trust the certificate
+        requests.get(f"{tls_emu.url}/v1/userinfo", timeout=TIMEOUT, verify=True)
+    with pytest.raises(requests.ConnectionError):  # plain HTTP to the TLS port
+        requests.get(tls_emu.url.replace("https://", "http://") + "/v1/userinfo", timeout=TIMEOUT)
+    deadline = time.monotonic() + TIMEOUT
+    while tls_emu.tls_handshake_failures < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server side of a handshake ends in its own thread
+    assert tls_emu.tls_handshake_failures == 2
+    response = requests.get(
+        f"{tls_emu.url}/v1/userinfo", headers=bearer("nope"), timeout=TIMEOUT, verify=tls_files.cert
+    )
+    assert response.status_code == 401
+    assert tls_emu.connections_opened == 1
+    assert len(tls_emu.requests) == 1
+
+
+def test_https_a_stalled_handshake_does_not_hold_up_other_connections(tls_emu, tls_files):
+    # A client that connects and never says hello: its handshake waits in its own thread.
+    with socket.create_connection(("127.0.0.1", port_of(tls_emu)), timeout=TIMEOUT):
+        started = time.monotonic()
+        response = requests.get(
+            f"{tls_emu.url}/v1/userinfo", headers=bearer("nope"), timeout=TIMEOUT, verify=tls_files.cert
+        )
+        assert response.status_code == 401
+        assert time.monotonic() - started < 2
+    assert tls_emu.connections_opened == 1
+
+
+def test_https_drop_and_delay(tls_emu, tls_files):
+    tls_emu.schedule_agent("k1")
+    with requests.Session() as https:
+        https.verify = tls_files.cert
+        tls_emu.drop_next(1)
+        with pytest.raises(requests.ConnectionError):
+            cancel(https, tls_emu, "k1")
+        tls_emu.delay_next(1, 0.6)
+        with pytest.raises(requests.Timeout):
+            https.delete(
+                f"{tls_emu.url}/v1/meeting_agents",
+                json={"scheduling_key": "k1"},
+                headers=api_key(tls_emu),
+                timeout=(TIMEOUT, 0.2),
+            )
+        assert cancel(https, tls_emu, "k1").status_code == 202
+    assert tls_emu.fault_counts["drop"] == 1
+    assert tls_emu.fault_counts["delay"] == 1
+    # The dropped and the timed-out connections are not reused.
+    assert tls_emu.connections_opened == 3
+    assert tls_emu.scheduled_agents["k1"]["status"] == "cancelled"
+
+
+def test_https_stop_closes_idle_keep_alive_connections(tls_files):
+    emulator = CronofyEmulator(ssl_context=server_context(tls_files)).start()
+    context = ssl.create_default_context(cafile=tls_files.cert)
+    conn = http.client.HTTPSConnection("127.0.0.1", port_of(emulator), timeout=TIMEOUT, context=context)
+    conn.request("GET", "/v1/userinfo")
+    assert conn.getresponse().read()
+    started = time.monotonic()
+    emulator.stop()
+    assert time.monotonic() - started < 2
+    assert emulator.connections_opened == 1
+    conn.sock.settimeout(2)
+    assert conn.sock.recv(1) == b""  # EOF, not a timeout
+    conn.close()
+
+
+def test_ssl_context_must_be_a_server_context():
+    with pytest.raises(ValueError, match="server-side"):
+        CronofyEmulator(ssl_context=ssl.create_default_context())
+    with pytest.raises(TypeError):
+        CronofyEmulator(ssl_context="cert.pem")  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------- CLI
 
 
@@ -888,4 +1081,49 @@ def test_cli_refuses_a_non_loopback_host():
     )
     assert result.returncode == 2
     assert "loopback" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_serves_https_with_a_certificate(tls_files):
+    proc, lines = _start_cli("--port", "0", "--certfile", tls_files.cert, "--keyfile", tls_files.key)
+    try:
+        url = lines.get(timeout=10).strip().rsplit(" ", 1)[1]
+        assert url.startswith("https://127.0.0.1:")
+        conn = json.loads(lines.get(timeout=5).strip().partition("=")[2][1:-1])
+        assert conn["host"] == url
+        with requests.Session() as https:
+            https.verify = tls_files.cert
+            for _ in range(2):
+                response = https.get(
+                    f"{url}/v1/userinfo", headers=bearer(conn["extra"]["access_token"]), timeout=TIMEOUT
+                )
+                assert response.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert tls_files.cert in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--keyfile", "key.pem"], "--keyfile needs --certfile"),
+        (["--certfile", "/nonexistent/cert.pem"], "cannot load --certfile/--keyfile"),
+    ],
+)
+def test_cli_refuses_bad_tls_options(args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_cronofy.testing", "--port", "0", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
     assert result.stdout == ""
