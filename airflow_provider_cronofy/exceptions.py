@@ -41,7 +41,7 @@ class CronofyAPIError(CronofyError):
         (401, 402, 403, 423, an unknown calendar, a refused refresh token); a bulk run stops.
     """
 
-    status_code: int | None  # type: ignore[assignment]  # AirflowException's is an HTTPStatus
+    status_code: int | None  # type: ignore[assignment, unused-ignore]  # AirflowException's is an HTTPStatus
 
     def __init__(
         self,
