@@ -13,6 +13,7 @@ paced together: bound them with an Airflow pool (see the README).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -21,6 +22,10 @@ from collections.abc import Callable
 # Requests leave the client evenly but reach the server with jittery latency, so two sends
 # just over a window apart can land just inside one: pad each window a little.
 WINDOW_MARGIN = 1.02
+# A wait this long is logged, so that a long bulk run never looks stuck between progress lines.
+LOG_WAITS_FROM_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class RequestPacer:
@@ -68,6 +73,10 @@ class RequestPacer:
                         sent.append(now)
                     return
                 self.waited += delay
+                if delay >= LOG_WAITS_FROM_SECONDS:
+                    log.info(
+                        "Pacing under Cronofy's rate limit: waiting %.1f s before the next request.", delay
+                    )
                 self._sleep(delay)
 
 

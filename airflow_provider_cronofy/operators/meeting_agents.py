@@ -180,7 +180,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
                 return run_bulk(
                     event_ids,
                     cancel,
-                    noun=f"events of calendar {calendar_id!r}",
+                    noun=f"event(s) of calendar {calendar_id!r}",
                     outcomes=("cancelled",),
                     log=self.log,
                     redact=hook.redact,
