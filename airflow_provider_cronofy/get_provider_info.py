@@ -65,13 +65,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Rate limit per second",
         "description": f"Requests per second the hook allows itself. Default "
         f"{DEFAULT_RATE_LIMIT_PER_SECOND}, Cronofy's default limit; 0 turns it off.",
-        "schema": {"type": ["number", "null"], "minimum": 0},
+        "schema": {"type": ["integer", "null"], "minimum": 0},
     },
     "rate_limit_per_minute": {
         "label": "Rate limit per minute",
         "description": f"Requests per minute the hook allows itself. Default "
         f"{DEFAULT_RATE_LIMIT_PER_MINUTE}, Cronofy's default limit; 0 turns it off.",
-        "schema": {"type": ["number", "null"], "minimum": 0},
+        "schema": {"type": ["integer", "null"], "minimum": 0},
     },
 }
 """The connection's extra fields: name -> label, description, JSON schema."""

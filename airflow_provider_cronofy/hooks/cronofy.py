@@ -132,8 +132,8 @@ class CronofyHook(BaseHook):
         data_center: str | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
-        rate_limit_per_second: float | None = None,
-        rate_limit_per_minute: float | None = None,
+        rate_limit_per_second: int | None = None,
+        rate_limit_per_minute: int | None = None,
     ) -> None:
         super().__init__()
         self.cronofy_conn_id = cronofy_conn_id
@@ -146,7 +146,6 @@ class CronofyHook(BaseHook):
         }
         self._access_token: str | None = None
         self._refresh_token: str | None = None
-        self._credentials_loaded = False
         self.sleep: Callable[[float], None] = time.sleep
         """How the hook waits between retries; tests replace it."""
         self.requests_sent = 0
