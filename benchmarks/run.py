@@ -199,59 +199,15 @@ class Tls:
 
 
 def make_tls_files(directory: Path) -> Tls:
-    """Write a self-signed RSA-2048 certificate for 127.0.0.1 (IP SAN) and its key to ``directory``.
+    """Write a self-signed RSA-2048 certificate for 127.0.0.1 and its key to ``directory``.
 
     RSA 2048, a common key of public HTTPS servers, so the emulator's side of a handshake costs
-    what a usual one does. The certificate is its own CA (what ``verify=<path>`` needs to trust it).
+    what a usual one does.
     """
-    import datetime
-    import ipaddress
+    from airflow_provider_cronofy.testing.certificates import make_self_signed_certificate
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=True,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "emulator-cert.pem", directory / "emulator-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return Tls(str(cert_path), str(key_path), "RSA-2048 self-signed certificate")
+    files = make_self_signed_certificate(directory, key_type="rsa")
+    return Tls(files.cert, files.key, "RSA-2048 self-signed certificate")
 
 
 def bench_throughput(plan: Plan, goals: Goals) -> dict[str, Any]:
