@@ -467,20 +467,15 @@ class CronofyHook(BaseHook):
         """Raise :class:`CronofyConfigError` unless the connection has, or can get, an access token."""
         self._credentials  # noqa: B018 - loads the stored tokens
         if self._access_token is None and not self.can_refresh:
-            raise self._no_access_token()
-
-    def _no_access_token(self) -> CronofyConfigError:
-        return CronofyConfigError(
-            "Changing calendar events needs a user's access token: set the extra "
-            f"access_token of connection '{self.cronofy_conn_id}', or client_id and "
-            "refresh_token (with the API key as password) so the hook can get one."
-        )
+            raise CronofyConfigError(
+                "Changing calendar events needs a user's access token: set the extra "
+                f"access_token of connection '{self.cronofy_conn_id}', or client_id and "
+                "refresh_token (with the API key as password) so the hook can get one."
+            )
 
     def _require_access_token(self) -> str:
-        self._credentials  # noqa: B018 - loads the stored tokens
+        self.require_calendar_credentials()
         if self._access_token is None:
-            if not self.can_refresh:
-                raise self._no_access_token()
             self.refresh_access_token()
         assert self._access_token is not None
         return self._access_token
@@ -564,7 +559,7 @@ class CronofyHook(BaseHook):
                 ) from None
             try:
                 reply = _read(response)
-            except (requests.ConnectionError, requests.Timeout, requests.RequestException) as error:
+            except requests.RequestException as error:  # a truncated or reset body
                 raise _Retryable(None, error) from None
             log.debug("%s -> %s", what, reply.status)
             if reply.status in RETRYABLE_STATUSES:

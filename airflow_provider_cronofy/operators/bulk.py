@@ -64,10 +64,11 @@ def run_bulk(
 ) -> dict[str, list[str]]:
     """Call ``call(item)`` for each item; return ``{outcome: [items]}`` in input order.
 
-    ``call`` returns the item's outcome (one of ``outcomes``); it is appended to
-    ``results[outcome]`` (a new dict unless one is passed) as soon as it is known. A :class:`CronofyAPIError` fails the
-    item and the run goes on, unless the error is fatal: then the run stops. After the run, any
-    failure raises :class:`CronofyBulkError` listing each failed item and carrying the results.
+    ``call`` returns the item's outcome (one of ``outcomes``); the item is appended to
+    ``results[outcome]`` (a new dict unless one is passed) as soon as it is known. A
+    :class:`CronofyAPIError` fails the item and the run goes on, unless the error is fatal: then
+    the run stops. After the run, any failure raises :class:`CronofyBulkError` listing each failed
+    item and carrying the results.
     """
     # The caller may pass its own dict, to keep what succeeded if the run is interrupted
     # (an execution_timeout raises a BaseException in the middle of a request).
