@@ -1,26 +1,48 @@
-"""The one place that imports Airflow: Airflow 3 names first, Airflow 2.11 names as the fallback.
+"""The one place that imports Airflow, for every Airflow line the provider admits (2.11, 3.0-3.3).
 
 Everything else in the package imports Airflow through this module, so supporting another Airflow
 line means changing this file only.
+
+Each name is looked up on its own, newest home first: the names moved to ``airflow.sdk`` one by
+one across 3.0, 3.1 and 3.2, so trying the Airflow 3 names as one block and falling back to the
+2.11 names as another breaks on the lines in between (it did: 3.0 and 3.1 could not import the
+provider). Where each name lives on each line is in the README's "Airflow lines" section.
+
+Why not ``airflow.providers.common.compat.sdk``: it would add a dependency whose own version
+floor moves with Airflow's, for four names; the mapping below is tested on every line we admit.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-try:  # Airflow 3: the Task SDK is the public authoring interface.
-    from airflow.sdk import BaseHook, BaseOperator
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-    from airflow.sdk.log import mask_secret as _mask_secret
+from airflow import __version__ as AIRFLOW_VERSION
 
-    AIRFLOW_V_3 = True
-except ImportError:  # Airflow 2.11
-    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore
+AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
+
+try:  # 3.1+
+    from airflow.sdk import BaseHook
+except ImportError:  # 2.11, 3.0
     from airflow.hooks.base import BaseHook  # type: ignore
-    from airflow.models import BaseOperator  # type: ignore
-    from airflow.utils.log.secrets_masker import mask_secret as _mask_secret  # type: ignore
 
-    AIRFLOW_V_3 = False
+try:  # 3.0+
+    from airflow.sdk import BaseOperator
+except ImportError:  # 2.11
+    from airflow.models import BaseOperator  # type: ignore
+
+# Both from one module: a subclass of one line's AirflowException must not mix with another's.
+try:  # 3.2+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+except ImportError:  # 2.11, 3.0, 3.1
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore
+
+try:  # 3.1+
+    from airflow.sdk.log import mask_secret as _mask_secret
+except ImportError:
+    try:  # 3.0
+        from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask_secret  # type: ignore
+    except ImportError:  # 2.11
+        from airflow.utils.log.secrets_masker import mask_secret as _mask_secret  # type: ignore
 
 
 def mask_secret(secret: Any) -> None:
@@ -29,6 +51,7 @@ def mask_secret(secret: Any) -> None:
 
 
 __all__ = [
+    "AIRFLOW_VERSION",
     "AIRFLOW_V_3",
     "AirflowException",
     "AirflowFailException",
