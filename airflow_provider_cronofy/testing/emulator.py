@@ -1506,7 +1506,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, record: _Record, response: _Response) -> None:
         if not self._wait_latency():
-            if self.close_connection:  # stopping: no answer at all
+            if self.emulator._stopping.is_set():  # no answer at all
                 return
             response = _internal_error()
         # Record the status before the client can see the answer and inspect the emulator.
