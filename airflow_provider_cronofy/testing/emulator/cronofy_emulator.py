@@ -33,9 +33,10 @@ class CronofyEmulator(FaultScripting):
     """A Cronofy API server on the loopback interface, for tests and local demos.
 
     It answers the calls the provider makes (cancel / schedule a Meeting Agent, upsert / delete an
-    event, alone or in a ``POST /v1/batch``, userinfo, refresh an access token), checks credentials and scopes like Cronofy does,
-    rate-limits like Cronofy's default application limits, and can be scripted to fail, stall or
-    drop connections. Every request is recorded for inspection.
+    event, alone or in a ``POST /v1/batch``, userinfo, refresh an access token), checks
+    credentials and scopes like Cronofy does, rate-limits like Cronofy's default application
+    limits, adds latency, and can be scripted to fail, stall or drop connections. Every request is
+    recorded for inspection.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -139,7 +140,7 @@ class CronofyEmulator(FaultScripting):
     def stop(self) -> None:
         """Stop serving, close the listening socket and open connections, join the thread.
 
-        Idempotent. Scripted delays in progress are cut short.
+        Idempotent. Scripted delays and latency waits in progress are cut short.
         """
         with self._lifecycle_lock:
             server, thread = self._server, self._thread

@@ -1,11 +1,9 @@
 """Request in, response out: the rate limiter first, then the route of the method and path.
 
-| method and path                          | module           |
-| ---------------------------------------- | ---------------- |
-| ``POST``/``DELETE /v1/meeting_agents``   | ``meeting_agents`` |
-| ``POST``/``DELETE /v1/calendars/{id}/events`` | ``calendars`` |
-| ``POST /v1/batch``                       | ``batch``        |
-| ``GET /v1/userinfo``, ``POST /oauth/token`` | ``accounts``  |
+* ``POST`` and ``DELETE /v1/meeting_agents``: ``meeting_agents``;
+* ``POST`` and ``DELETE /v1/calendars/{calendar_id}/events``: ``calendars``;
+* ``POST /v1/batch``: ``batch``;
+* ``GET /v1/userinfo`` and ``POST /oauth/token``: ``accounts``.
 
 Anything else answers 404. Faults and latency are the server's business, not the routes'.
 """
