@@ -16,9 +16,9 @@ Every night:
    ``partial_result`` and ``failures`` XComs. A key the run did not reach (a fatal error stopped it
    first, or a timeout) is ``failed`` with that reason. Reasons come from the provider's errors,
    which never hold the API key or a token.
-5. ``fail_the_run_if_a_task_failed``: without it the run would be green whenever the audit
-   succeeded (Airflow derives a run's state from its last tasks); it fails the run so that a
-   failed cancellation is seen, after the audit has been written.
+5. ``fail_the_run_if_a_task_failed`` (trigger rule ``one_failed``): without it the run would be
+   green whenever the audit succeeded (Airflow derives a run's state from its last tasks); it fails
+   the run so that a failed cancellation is seen. The audit is written all the same.
 
 The cancel task has no Airflow retries on purpose: the next run is the retry (it re-sends every
 key not yet cancelled), and the hook already retries 429s, 5xx and timeouts. ``max_active_runs=1``
