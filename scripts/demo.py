@@ -1,19 +1,28 @@
-"""`make demo`: run both example DAGs end to end against the local Cronofy emulator.
+"""`make demo`: run the example DAGs end to end against the local Cronofy emulator.
 
 Sets up a throw-away AIRFLOW_HOME with a SQLite metadata database, starts the emulator with
 scheduled Meeting Agents and calendar events (and an expired access token, so the run shows the
 hook refreshing it), runs each example DAG with ``airflow dags test``, prints what the emulator
 saw, and exits non-zero if anything did not happen as it should.
+
+The warehouse DAG (``cancel_from_warehouse.py``) reads a SQLite "warehouse" seeded from
+``example_dags/data/meetings_warehouse.sql`` and runs twice: the first run meets a Cronofy outage
+(503 beyond the hook's retries) on one key, the second finishes the job and sends nothing for the
+keys the first one cancelled. The demo proves that from the emulator's request log and prints the
+audit table.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / ".airflow-home-demo"
@@ -23,15 +32,73 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ACCESS_TOKEN = "demo-access-token-expired"
 REFRESH_TOKEN = "demo-refresh-token"
 
+WAREHOUSE = HOME / "warehouse.db"
+WAREHOUSE_DAG = "cronofy_cancel_from_warehouse"
+# Sent first (the DAG reads keys in order); the emulator answers it 503 during run 1.
+OUTAGE_KEY = "crm-deal-2001-kickoff"
+NEVER_SCHEDULED = "crm-deal-2004-intro"  # called off before its agent was ever scheduled
 
-def airflow(*args: str, log_name: str | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([AIRFLOW, *args], capture_output=True, text=True, env=os.environ.copy())
+
+def airflow(
+    *args: str, log_name: str | None = None, may_fail: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [AIRFLOW, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     if log_name:
         (HOME / log_name).write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
+    if result.returncode != 0 and not may_fail:
         print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
         raise SystemExit(f"`airflow {' '.join(args)}` failed with exit code {result.returncode}")
     return result
+
+
+def seed_warehouse() -> tuple[list[str], list[str]]:
+    """Create the SQLite warehouse; return the called-off and the confirmed scheduling keys."""
+    with sqlite3.connect(WAREHOUSE) as db:
+        db.executescript((DAGS / "data" / "meetings_warehouse.sql").read_text())
+        rows = db.execute(
+            "SELECT scheduling_key, status FROM crm_meetings ORDER BY scheduling_key"
+        ).fetchall()
+    db.close()
+    return [k for k, s in rows if s == "called_off"], [k for k, s in rows if s != "called_off"]
+
+
+def audit_table() -> list[tuple[Any, ...]]:
+    with sqlite3.connect(WAREHOUSE) as db:
+        rows = db.execute(
+            "SELECT run_id, recorded_at, scheduling_key, outcome, reason FROM cronofy_cancellation_audit "
+            "ORDER BY recorded_at, run_id, scheduling_key"
+        ).fetchall()
+    db.close()
+    return rows
+
+
+def deleted_keys(requests: list[Any]) -> list[tuple[str, int | None]]:
+    """(scheduling key, status answered) of each DELETE /v1/meeting_agents, in arrival order."""
+    return [
+        (r.json["scheduling_key"], r.status)
+        for r in requests
+        if r.method == "DELETE" and r.path == "/v1/meeting_agents" and isinstance(r.json, dict)
+    ]
+
+
+def run_warehouse_dag(emulator: Any, run: int, connection: str) -> tuple[bool, list[tuple[str, int | None]]]:
+    """Run the warehouse DAG once; return whether the run succeeded and the keys it sent."""
+    before = len(emulator.requests)
+    log_name = f"{WAREHOUSE_DAG}-run{run}.log"
+    env = {"AIRFLOW_CONN_CRONOFY_DEFAULT": connection}
+    result = airflow("dags", "test", WAREHOUSE_DAG, log_name=log_name, may_fail=True, env=env)
+    output = result.stdout + result.stderr
+    succeeded = result.returncode == 0 and ("state=success" in output or "DagRunState.SUCCESS" in output)
+    sent = deleted_keys(emulator.requests[before:])
+    print(
+        f"    run {run}: {'success' if succeeded else 'failed'} (log: {HOME.name}/{log_name}); DELETE requests:"
+    )
+    for key in dict.fromkeys(k for k, _ in sent):
+        statuses = [str(status) for k, status in sent if k == key]
+        print(f"      {key:26s} -> {', '.join(statuses)}")
+    return succeeded, sent
 
 
 def main() -> int:
@@ -50,13 +117,19 @@ def main() -> int:
     called_off = [r["scheduling_key"] for r in rows if r["status"] == "called_off"]
     confirmed = [r["scheduling_key"] for r in rows if r["status"] != "called_off"]
 
-    print(f"1/4 Setting up Airflow in {HOME.relative_to(ROOT)} (SQLite metadata database) ...")
+    print(f"1/5 Setting up Airflow in {HOME.relative_to(ROOT)} (SQLite metadata database) ...")
     airflow("db", "migrate", log_name="db-migrate.log")
     airflow("pools", "set", "cronofy_api", "1", "Cronofy API, rate limited per application")
+    wh_called_off, wh_confirmed = seed_warehouse()
+    os.environ["AIRFLOW_CONN_MEETINGS_WAREHOUSE"] = json.dumps(
+        {"conn_type": "sqlite", "host": str(WAREHOUSE)}
+    )
 
-    with CronofyEmulator() as emulator:
-        for key in called_off + confirmed:
-            emulator.schedule_agent(key)
+    # 404 for a key it does not know (Cronofy's answer is unconfirmed; the provider handles both).
+    with CronofyEmulator(unknown_scheduling_key_status=404) as emulator:
+        for key in called_off + confirmed + wh_called_off + wh_confirmed:
+            if key != NEVER_SCHEDULED:
+                emulator.schedule_agent(key)
         emulator.add_access_token(ACCESS_TOKEN, account_id="acc_demo", expired=True)
         emulator.add_refresh_token(REFRESH_TOKEN, account_id="acc_demo")
         emulator.add_calendar("cal_demo", access_token=ACCESS_TOKEN)
@@ -65,9 +138,13 @@ def main() -> int:
         os.environ["AIRFLOW_CONN_CRONOFY_DEFAULT"] = emulator.airflow_connection_json(
             access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN
         )
-        print(f"2/4 Cronofy emulator on {emulator.url}: {len(rows)} scheduled agents, 3 events with agents")
+        print(
+            f"2/5 Cronofy emulator on {emulator.url}: {len(emulator.scheduled_agents)} scheduled agents, "
+            f"3 events with agents; SQLite warehouse {HOME.name}/{WAREHOUSE.name}: "
+            f"{len(wh_called_off)} called-off meetings, {len(wh_confirmed)} confirmed"
+        )
 
-        print("3/4 Running the example DAGs with `airflow dags test` ...")
+        print("3/5 Running the example DAGs with `airflow dags test` ...")
         for dag_id in ("cronofy_cancel_scheduled_agents", "cronofy_cancel_integrated_agents"):
             result = airflow("dags", "test", dag_id, log_name=f"{dag_id}.log")
             output = result.stdout + result.stderr
@@ -81,11 +158,36 @@ def main() -> int:
             if not succeeded:
                 return 1
 
+        print(
+            f"4/5 Running {WAREHOUSE_DAG} twice; during run 1 Cronofy answers 503 to {OUTAGE_KEY} "
+            "beyond the hook's retries (max_retries=1 in this demo's connection, to keep it short):"
+        )
+        short_retries = emulator.airflow_connection_json(
+            access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN, max_retries=1
+        )
+        emulator.fail_next(2, 503, method="DELETE", path="/v1/meeting_agents")
+        first_ok, first_sent = run_warehouse_dag(emulator, 1, short_retries)
+        emulator.clear_faults()
+        second_ok, second_sent = run_warehouse_dag(emulator, 2, short_retries)
+        cancelled_by_first = [k for k, status in first_sent if status == 202]
+        resent = sorted({k for k, _ in second_sent} & set(cancelled_by_first))
+        print(
+            f"    Run 1 failed because one key failed; its audit task ran anyway (trigger rule all_done). "
+            f"Run 2 sent {len(second_sent)} request(s), {len(resent)} of them for the "
+            f"{len(cancelled_by_first)} key(s) run 1 cancelled ({', '.join(cancelled_by_first)})."
+        )
+
         agents = emulator.scheduled_agents
         events = emulator.events
         requests = emulator.requests
 
-    print("4/4 What the emulator saw:")
+    audit = audit_table()
+    print(f"    Audit table cronofy_cancellation_audit ({len(audit)} rows):")
+    print(f"      {'run_id':42s} {'recorded_at':19s}  {'scheduling_key':24s} {'outcome':10s} reason")
+    for run_id, recorded_at, key, outcome, reason in audit:
+        print(f"      {run_id:42s} {recorded_at:19s}  {key:24s} {outcome:10s} {reason or ''}")
+
+    print("5/5 What the emulator saw:")
     print(f"    {len(requests)} requests on {emulator.connections_opened} TCP connection(s)")
     for method, path in sorted({(r.method, r.path) for r in requests}):
         count = sum(1 for r in requests if (r.method, r.path) == (method, path))
@@ -109,11 +211,63 @@ def main() -> int:
         problems.append("evt_demo_3 was touched")
     if any(r.status == 429 for r in requests):
         problems.append("the emulator rate-limited the run")
+    problems += warehouse_problems(
+        first_ok, second_ok, first_sent, second_sent, audit, agents, wh_called_off, wh_confirmed
+    )
     if problems:
         print("DEMO FAILED: " + "; ".join(problems))
         return 1
-    print("Demo OK: the called-off meetings' agents are cancelled, the rest untouched.")
+    print(
+        "Demo OK: the called-off meetings' agents are cancelled, the rest untouched; the warehouse "
+        "DAG's re-run sent nothing for the keys its first run cancelled."
+    )
     return 0
+
+
+def warehouse_problems(
+    first_ok: bool,
+    second_ok: bool,
+    first_sent: list[tuple[str, int | None]],
+    second_sent: list[tuple[str, int | None]],
+    audit: list[tuple[Any, ...]],
+    agents: dict[str, dict[str, Any]],
+    called_off: list[str],
+    confirmed: list[str],
+) -> list[str]:
+    """What went wrong with the warehouse DAG's two runs, if anything."""
+    problems = []
+    if first_ok:
+        problems.append(f"warehouse run 1 succeeded although {OUTAGE_KEY} failed")
+    if not second_ok:
+        problems.append("warehouse run 2 failed")
+    first_keys = list(dict.fromkeys(k for k, _ in first_sent))
+    if first_keys != called_off:
+        problems.append(f"warehouse run 1 sent {first_keys}, expected {called_off}")
+    cancelled_by_first = {k for k, status in first_sent if status == 202}
+    if cancelled_by_first & {k for k, _ in second_sent}:
+        problems.append("warehouse run 2 re-sent keys run 1 had cancelled")
+    runs = list(dict.fromkeys(run_id for run_id, *_ in audit))
+    outcomes = {(run_id, key): (outcome, reason) for run_id, _, key, outcome, reason in audit}
+    expected_first = {k: "cancelled" for k in called_off} | {
+        OUTAGE_KEY: "failed",
+        NEVER_SCHEDULED: "not_found",
+    }
+    expected_second = {OUTAGE_KEY: "cancelled", NEVER_SCHEDULED: "not_found"}
+    if len(runs) != 2:
+        problems.append(f"the audit table holds {len(runs)} run(s), expected 2")
+    else:
+        for run_id, expected in zip(runs, (expected_first, expected_second), strict=True):
+            got = {key: outcome for (r, key), (outcome, _) in outcomes.items() if r == run_id}
+            if got != expected:
+                problems.append(f"audit of {run_id}: {got}, expected {expected}")
+        reason = outcomes.get((runs[0], OUTAGE_KEY), ("", None))[1] or ""
+        if "503" not in reason:
+            problems.append(f"the audit's reason for {OUTAGE_KEY} does not name the 503: {reason!r}")
+    for key in called_off:
+        if key != NEVER_SCHEDULED and agents[key]["status"] != "cancelled":
+            problems.append(f"{key} not cancelled")
+    problems += [f"{k} cancelled but was confirmed" for k in confirmed if agents[k]["status"] != "scheduled"]
+    return problems
 
 
 if __name__ == "__main__":

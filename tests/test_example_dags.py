@@ -35,7 +35,11 @@ def dag_bag(folder: str = EXAMPLE_DAGS):
 def test_example_dags_import_without_errors():
     bag = dag_bag()
     assert bag.import_errors == {}
-    assert set(bag.dags) == {"cronofy_cancel_scheduled_agents", "cronofy_cancel_integrated_agents"}
+    assert set(bag.dags) == {
+        "cronofy_cancel_scheduled_agents",
+        "cronofy_cancel_integrated_agents",
+        "cronofy_cancel_from_warehouse",
+    }
 
 
 def test_example_dags_use_the_rate_limit_pool():

@@ -8,11 +8,12 @@ runs, and fail with one error listing every failed item after attempting all the
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cronofy._compat import BaseOperator
-from airflow_provider_cronofy.exceptions import CronofyInputError
+from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
 from airflow_provider_cronofy.validation import calendar_path_segment
@@ -33,12 +34,25 @@ def _hook(conn_id: str) -> CronofyHook:
 
 
 def _keep_partial_results(context: Mapping[str, Any], results: dict[str, list[str]]) -> None:
-    # A failed task pushes no return value; keep what succeeded where a retry or a person sees it.
+    """Push what succeeded (XCom ``partial_result``) and, for a :class:`CronofyBulkError`, each
+    failed item (XCom ``failures``: ``[{"item", "status_code", "reason"}]``, reasons redacted).
+
+    Called from the operators' ``except`` blocks: the error being handled is read from
+    ``sys.exc_info()``. Anything else (an ``execution_timeout``) pushes ``partial_result`` only.
+    """
+    # A failed task pushes no return value; keep what succeeded where a retry or a person sees it,
+    # and why the rest failed, where a downstream task (an audit, an alert) can read it.
     ti = context.get("ti") if context else None
     if ti is None:
         return
+    error = sys.exc_info()[1]
     try:
         ti.xcom_push(key="partial_result", value=results)
+        if isinstance(error, CronofyBulkError):
+            failures = [
+                {"item": f.item, "status_code": f.status_code, "reason": f.reason} for f in error.failures
+            ]
+            ti.xcom_push(key="failures", value=failures)
     except Exception:  # the original error matters more than a lost XCom
         log.warning("Could not push the partial_result XCom.", exc_info=True)
 
