@@ -74,8 +74,10 @@ def _free_port() -> int:
 
 
 def _healthy(url: str) -> bool:
+    # No proxy: a proxy variable in the environment must not route a loopback check elsewhere.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
+        with opener.open(url, timeout=2) as reply:
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -91,6 +93,10 @@ def _stop(server: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(server.pid, signal.SIGKILL)
     server.wait()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +142,6 @@ def airflow_url(artifacts: Path) -> Iterator[str]:
         yield url
     finally:
         _stop(server)
-        shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture
@@ -155,9 +160,11 @@ def browser(artifacts: Path) -> Iterator[WebDriver]:
     profile = tempfile.mkdtemp(prefix="cronofy-browser-profile-")
     options.add_argument(f"--user-data-dir={profile}")
     service = Service(CHROMEDRIVER, log_output=str(artifacts / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
     try:
-        yield driver
+        driver = webdriver.Chrome(service=service, options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
