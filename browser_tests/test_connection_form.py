@@ -196,6 +196,11 @@ def _check_and_fill_extra_fields(ui: FormDriver) -> None:
     ui.accordion("Extra Fields")
     ui.field("access_token")
     ui.shot("extra-fields")
+    shown = {
+        element.get_attribute("name")
+        for element in ui.driver.find_elements(By.XPATH, "//*[starts-with(@name, 'element_')]")
+    }
+    assert shown == {f"element_{name}" for name in CONN_FIELDS}, "the extra fields shown"
     for name, spec in CONN_FIELDS.items():
         root = ui.field_root(name)
         assert _label_text(root) == spec["label"], f"label of extra {name}"
