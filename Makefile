@@ -4,6 +4,7 @@
 #   make test-all           both lines, one after the other (what CI runs)
 #   make demo               run the example DAGs against the local Cronofy emulator
 #   make bench              the benchmarks (prints ratios against the baselines)
+#   make test-browser       the connection form in Airflow 3.3's UI, in headless Chromium
 #   make lock               re-resolve requirements/airflow-*.txt on purpose
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ LOCK = requirements/airflow-$(AIRFLOW).txt
 STAMP = $(VENV)/.installed
 BIN = $(VENV)/bin
 
-.PHONY: install test test-all lint demo bench lock clean
+.PHONY: install test test-all test-browser lint demo bench lock clean
 
 install: $(STAMP)
 
@@ -35,6 +36,14 @@ test: lint
 test-all:
 	$(MAKE) test AIRFLOW=3
 	$(MAKE) test AIRFLOW=2
+
+# Not part of `make test`: needs /usr/bin/chromium and /usr/bin/chromedriver (Debian packages
+# chromium, chromium-driver). Selenium goes on top of the Airflow 3.3 venv; the lock constrains
+# it, so installing it moves no package of the venv (uv fails loudly if it would).
+test-browser: $(STAMP)
+	$(if $(filter 2,$(AIRFLOW)),$(error the browser test runs on Airflow 3.3 only: drop AIRFLOW=2))
+	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -r requirements/browser.txt -c $(LOCK)
+	$(BIN)/pytest browser_tests
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py

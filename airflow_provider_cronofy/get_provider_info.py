@@ -29,7 +29,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "data_center": {
         "label": "Data center",
         "description": "Where the Cronofy application lives: us (default), au, ca, de, sg or uk. "
-        "Unused when Host is set.",
+        "Unused when a Base URL override is set.",
         "schema": {"type": "string", "enum": list(DATA_CENTERS), "default": "us"},
     },
     "access_token": {
