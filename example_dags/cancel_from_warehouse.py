@@ -120,11 +120,12 @@ def audit_rows(
         not_reached = "not cancelled: the cancel task failed without reporting results (see its log)"
     else:
         not_reached = "not sent: the cancel task stopped before this key (see its log)"
+    cancelled, not_found = set(result.get("cancelled", ())), set(result.get("not_found", ()))
     rows = []
     for key in asked:
-        if key in result.get("cancelled", ()):
+        if key in cancelled:
             outcome, reason = "cancelled", None
-        elif key in result.get("not_found", ()):
+        elif key in not_found:
             outcome, reason = "not_found", None
         else:
             outcome, reason = "failed", reasons.get(key, not_reached)[:REASON_MAX_CHARS]
