@@ -224,3 +224,26 @@ def test_emulator_conn_json_is_valid_airflow_connection(emulator):
     conn = json.loads(emulator.airflow_connection_json(access_token=TOKEN))
     assert conn["conn_type"] == "cronofy"
     assert conn["host"] == emulator.url
+
+
+def test_request_reaches_any_endpoint_over_http(emulator, connect):
+    connect(access_token=TOKEN)
+    with CronofyHook() as hook:
+        info = hook.request("GET", "/v1/userinfo", auth="access_token")
+    assert isinstance(info, dict) and info
+    (req,) = emulator.requests
+    assert (req.method, req.path, req.status) == ("GET", "/v1/userinfo", 200)
+    assert req.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_request_refreshes_an_expired_token_over_http(emulator, connect):
+    emulator.add_refresh_token(REFRESH, account_id="acc_1")
+    connect(access_token=TOKEN, refresh_token=REFRESH)
+    emulator.expire_access_token(TOKEN)
+    with CronofyHook() as hook:
+        assert hook.request("GET", "/v1/userinfo", auth="access_token")
+    assert [(r.path, r.status) for r in emulator.requests] == [
+        ("/v1/userinfo", 401),
+        ("/oauth/token", 200),
+        ("/v1/userinfo", 200),
+    ]
