@@ -724,7 +724,9 @@ def test_request_retries_with_retry_after(set_connection, requests_mock, no_slee
     assert hook.retries_spent == 2
 
 
-@pytest.mark.parametrize(("status", "fatal"), [(400, False), (404, False), (409, False), (403, True), (402, True)])
+@pytest.mark.parametrize(
+    ("status", "fatal"), [(400, False), (404, False), (409, False), (403, True), (402, True)]
+)
 def test_request_non_2xx_raises_api_error(set_connection, requests_mock, status, fatal):
     from airflow_provider_cronofy._compat import AirflowFailException
 
