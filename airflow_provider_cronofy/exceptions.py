@@ -88,6 +88,17 @@ class CronofyFatalAPIError(CronofyAPIError, AirflowFailException):
         super().__init__(message, status_code=status_code, errors=errors, item=item, fatal=True)
 
 
+def stops_a_bulk_run(error: BaseException) -> bool:
+    """Whether ``error`` means every other item of a bulk run would fail the same way.
+
+    True for a fatal :class:`CronofyAPIError` (401, 402, 403, 423, an unknown calendar, a refused
+    refresh token) and for any other :class:`CronofyError` (a bad setting, a missing credential).
+    """
+    if isinstance(error, CronofyAPIError):
+        return error.fatal
+    return isinstance(error, CronofyError)
+
+
 @dataclass(frozen=True)
 class ItemFailure:
     """One item of a bulk run that failed: the item, the last HTTP status (or None) and why."""

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, NamedTuple
 
@@ -28,6 +28,7 @@ from airflow_provider_cronofy.exceptions import (
 )
 from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
 from airflow_provider_cronofy.hooks import error_messages
+from airflow_provider_cronofy.hooks.concurrency import BulkEngine, Job, ResultHandler
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
 from airflow_provider_cronofy.hooks.settings import (
@@ -36,7 +37,7 @@ from airflow_provider_cronofy.hooks.settings import (
     read_credentials,
     resolve_settings,
 )
-from airflow_provider_cronofy.hooks.transport import Reply, Request, Transport, open_session
+from airflow_provider_cronofy.hooks.transport import Reply, Request, RetryLater, Transport, open_session
 from airflow_provider_cronofy.validation import calendar_path_segment, validate_item
 
 AUTH_MODES = ("api_key", "access_token")
@@ -268,6 +269,20 @@ class CronofyHook(BaseHook):
             self._refresh_after_401(token)
             reply = self.transport.exchange(request._replace(token=self._require(auth)))
         return reply
+
+    def run_many(self, items: Sequence[str], job: Job, on_result: ResultHandler) -> list[str]:
+        """Run ``job`` over ``items`` with ``max_concurrency`` requests in flight (the bulk engine).
+
+        ``on_result(index, item, result)`` is called once per item that was sent, in the calling
+        thread: ``result`` is the call's value or its exception. Returns the items never sent
+        (a fatal error stopped the run), in input order. See :mod:`.concurrency`.
+        """
+        engine = BulkEngine(self.transport, job, max_concurrency=self.settings.max_concurrency)
+        return engine.run(items, on_result)
+
+    def call_job(self, make_call: Callable[[str], Call]) -> Job:
+        """A bulk job sending one request per item: ``make_call(item)``'s."""
+        return _PerItemJob(self, make_call)
 
     # ------------------------------------------------------------------ the Meeting Agent calls
 
@@ -551,6 +566,25 @@ class CronofyHook(BaseHook):
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "***")
         return text
+
+
+class _PerItemJob:
+    """A :class:`~.concurrency.Job` of one :class:`Call` per item."""
+
+    unit_size = 1
+
+    def __init__(self, hook: CronofyHook, make_call: Callable[[str], Call]) -> None:
+        self._hook = hook
+        self._make_call = make_call
+
+    def attempt(self, items: list[str]) -> list[Any]:
+        (item,) = items
+        call = self._make_call(item)
+        return [call.interpret(self._hook.attempt(call.request, call.auth))]
+
+    def settle(self, item: str, retry: RetryLater, attempts: int) -> Any:
+        call = self._make_call(item)
+        return call.interpret(self._hook.transport.settle(call.request, retry, attempts))
 
 
 def event_request(event_id: str, *, delete_event: bool) -> tuple[str, dict[str, Any], str]:

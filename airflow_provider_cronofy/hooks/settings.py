@@ -19,6 +19,7 @@ from airflow_provider_cronofy.get_provider_info import (
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DEFAULT_RATE_LIMIT_PER_SECOND,
 )
+from airflow_provider_cronofy.validation import MAX_CONCURRENCY_LIMIT
 
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 """Connect and read timeout in seconds when the connection sets none: never unbounded."""
@@ -34,8 +35,6 @@ flight; 20 leaves room for latency spikes and retries. The pacer, not this numbe
 under the rate limit, so a higher value never causes 429s; it only costs threads and sockets.
 """
 
-MAX_CONCURRENCY_LIMIT = 100
-"""The highest ``max_concurrency`` accepted: more threads than this only add contention."""
 
 BATCH_RATE_COSTS = ("request", "entries")
 """How a ``POST /v1/batch`` counts against the pacer: as one request, or as one per entry."""

@@ -174,8 +174,16 @@ class Transport:
         self._counts = threading.Lock()
         self.requests_sent = 0
         self.retries_spent = 0
-        self.gate: SendGate | None = None
-        """Set by a bulk run for its duration: every attempt passes it (see :class:`SendGate`)."""
+        self._local = threading.local()
+
+    @property
+    def gate(self) -> SendGate | None:
+        """The gate of the bulk run this thread works for (``None`` outside a run)."""
+        return getattr(self._local, "gate", None)
+
+    def use_gate(self, gate: SendGate | None) -> None:
+        """Make this thread's attempts pass ``gate`` (``None``: no gate) until changed."""
+        self._local.gate = gate
 
     def exchange(self, request: Request, *, cost: int = 1) -> Reply:
         """Send ``request`` once, paced (``cost`` pacer slots); return the reply.
