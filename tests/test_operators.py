@@ -34,6 +34,7 @@ def scheduled(keys, **kwargs):
 
 def integrated(event_ids, **kwargs):
     kwargs.setdefault("calendar_id", "cal_1")
+    kwargs.setdefault("use_batch", False)  # one request per event; the batch tests are in test_batch.py
     return CancelIntegratedMeetingAgentOperator(task_id="cancel_evt", event_id=event_ids, **kwargs)
 
 

@@ -134,6 +134,8 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
         connection's ``max_concurrency`` extra, or 20.
+    :param use_batch: send the events 50 to a ``POST /v1/batch`` (default), each entry the same
+        request as above; ``False`` sends one request per event.
 
     :return: (the XCom) ``{"cancelled": [event ids]}`` in input order.
     :raises CronofyInputError: an argument is invalid (nothing is sent).
@@ -153,9 +155,11 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         delete_event: bool = False,
         cronofy_conn_id: str = DEFAULT_CONN_ID,
         max_concurrency: int | None = None,
+        use_batch: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.use_batch = use_batch
         self.calendar_id = calendar_id
         self.event_id = event_id
         self.delete_event = delete_event
@@ -165,6 +169,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, list[str]]:
         """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``."""
         delete_event = check_bool("delete_event", self.delete_event)
+        use_batch = check_bool("use_batch", self.use_batch)
         check_max_concurrency(self.max_concurrency)
         calendar_path_segment(self.calendar_id)
         event_ids = normalise_items("event_id", self.event_id)
@@ -175,9 +180,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_calendar_credentials()
-            job = hook.call_job(
-                lambda event_id: hook.event_cancellation(calendar_id, event_id, delete_event=delete_event)
-            )
+            job = hook.event_cancellations(calendar_id, delete_event=delete_event, use_batch=use_batch)
             results: dict[str, list[str]] = {"cancelled": []}
             try:
                 return run_bulk(
