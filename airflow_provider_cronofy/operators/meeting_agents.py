@@ -1,22 +1,22 @@
 """Operators that cancel Cronofy Meeting Agents from a DAG.
 
 Both take one item or a list (typically an upstream task's XCom), check every argument before
-the first request, work through the list on one hook (one HTTP session), log progress on long
-runs, and fail with one error listing every failed item after attempting all the others.
+the first request, send the list through the hook's bulk engine (one HTTP session, several
+requests in flight under the one pacer), log progress on long runs, and fail with one error
+listing every failed item after attempting all the others.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cronofy._compat import BaseOperator
-from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
+from airflow_provider_cronofy.exceptions import CronofyBulkError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
-from airflow_provider_cronofy.validation import calendar_path_segment
+from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,26 +26,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _hook(conn_id: str) -> CronofyHook:
+def _hook(conn_id: str, max_concurrency: int | None = None) -> CronofyHook:
     # Imported when a task runs, not when a DAG file is parsed: the hook pulls in requests.
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 
-    return CronofyHook(conn_id)
+    return CronofyHook(conn_id, max_concurrency=max_concurrency)
 
 
-def _keep_partial_results(context: Mapping[str, Any], results: dict[str, list[str]]) -> None:
+def _keep_partial_results(
+    context: Mapping[str, Any], results: dict[str, list[str]], error: BaseException
+) -> None:
     """Push what succeeded (XCom ``partial_result``) and, for a :class:`CronofyBulkError`, each
     failed item (XCom ``failures``: ``[{"item", "status_code", "reason"}]``, reasons redacted).
 
-    Called from the operators' ``except`` blocks: the error being handled is read from
-    ``sys.exc_info()``. Anything else (an ``execution_timeout``) pushes ``partial_result`` only.
+    ``error`` is what stopped the run; anything but a bulk error (an ``execution_timeout``)
+    pushes ``partial_result`` only.
     """
     # A failed task pushes no return value; keep what succeeded where a retry or a person sees it,
     # and why the rest failed, where a downstream task (an audit, an alert) can read it.
     ti = context.get("ti") if context else None
     if ti is None:
         return
-    error = sys.exc_info()[1]
     try:
         ti.xcom_push(key="partial_result", value=results)
         if isinstance(error, CronofyBulkError):
@@ -57,22 +58,50 @@ def _keep_partial_results(context: Mapping[str, Any], results: dict[str, list[st
         log.warning("Could not push the partial_result XCom.", exc_info=True)
 
 
+DRY_RUN_ITEMS_LOGGED = 100
+"""A dry run logs this many items one by one, then how many more there are."""
+
+
+def _dry_run(
+    task_log: logging.Logger | Any, method: str, url: str, field: str, items: list[str]
+) -> dict[str, list[str]]:
+    """Log what a run would send (no credential: those never reach a log line); return the items."""
+    task_log.info(
+        "Dry run: nothing is sent. A real run would send %s %s for %d item(s), one %s each:",
+        method,
+        url,
+        len(items),
+        field,
+    )
+    for item in items[:DRY_RUN_ITEMS_LOGGED]:
+        task_log.info("Dry run: would cancel %s=%r", field, item)
+    if len(items) > DRY_RUN_ITEMS_LOGGED:
+        task_log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
+    return {"would_cancel": items}
+
+
 class CancelScheduledMeetingAgentOperator(BaseOperator):
     """Cancel scheduled Meeting Agents by their ``scheduling_key``.
 
     Sends ``DELETE /v1/meeting_agents`` once per distinct key, authorised by the connection's API
-    key (its password).
+    key (its password), with up to ``max_concurrency`` requests in flight under the pacer.
 
     :param scheduling_key: one key, or a list or tuple of keys (templated). Keys are sent exactly
         as given; duplicates once; an empty list sends nothing and succeeds.
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
+    :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
+        connection's ``max_concurrency`` extra, or 20.
+    :param dry_run: check the input and the connection (its settings and its API key) exactly as
+        a real run would, log what would be sent, and send nothing; the return value is then
+        ``{"would_cancel": [keys in input order, duplicates once]}``.
 
     :return: (the XCom) ``{"cancelled": [...], "not_found": [...]}`` in input order; ``not_found``
         holds the keys Cronofy answered 404 for (already cancelled, or never scheduled).
-    :raises CronofyInputError: a key is not a non-blank string (nothing is sent).
+    :raises CronofyInputError: an argument is invalid (nothing is sent).
     :raises CronofyBulkError: some keys failed after retries; every other key was attempted
-        (unless a 401/402/403 stopped the run), and the error lists each failure. What did
-        succeed is in the error's ``results`` and in the XCom ``partial_result``.
+        (unless a 401/402/403/423 stopped the run: then a ``CronofyFatalBulkError``), and the
+        error lists each failure. What did succeed is in the error's ``results`` and in the XCom
+        ``partial_result``.
     """
 
     template_fields: Sequence[str] = ("scheduling_key", "cronofy_conn_id")
@@ -83,38 +112,47 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
         *,
         scheduling_key: str | Sequence[str],
         cronofy_conn_id: str = DEFAULT_CONN_ID,
+        max_concurrency: int | None = None,
+        dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.scheduling_key = scheduling_key
         self.cronofy_conn_id = cronofy_conn_id
+        self.max_concurrency = max_concurrency
+        # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
+        self.is_dry_run = dry_run
 
     def execute(self, context: Any) -> dict[str, list[str]]:
         """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``."""
+        dry_run = check_bool("dry_run", self.is_dry_run)
+        check_max_concurrency(self.max_concurrency)
         keys = normalise_items("scheduling_key", self.scheduling_key)
-        if not keys:
+        if not keys and not dry_run:
             self.log.info("No scheduling keys given: nothing to cancel.")
             return {"cancelled": [], "not_found": []}
-        with _hook(self.cronofy_conn_id) as hook:
+        with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_api_key()
-
-            def cancel(key: str) -> str:
-                return "cancelled" if hook.cancel_scheduled_meeting_agent(key) else "not_found"
-
+            if dry_run:
+                return _dry_run(
+                    self.log, "DELETE", f"{hook.base_url}/v1/meeting_agents", "scheduling_key", keys
+                )
+            job = hook.call_job(hook.scheduled_cancellation)
             results: dict[str, list[str]] = {"cancelled": [], "not_found": []}
             try:
                 run_bulk(
                     keys,
-                    cancel,
+                    lambda items, on_result: hook.run_many(items, job, on_result),
+                    outcome_of=lambda found: "cancelled" if found else "not_found",
                     noun="scheduling keys",
                     outcomes=("cancelled", "not_found"),
                     log=self.log,
                     redact=hook.redact,
                     results=results,
                 )
-            except BaseException:  # CronofyBulkError, or an execution_timeout mid-run
-                _keep_partial_results(context, results)
+            except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
+                _keep_partial_results(context, results, error)
                 raise
             if len(results["not_found"]) == len(keys):
                 # A host or proxy route pointing at the wrong place 404s too; say so, but a re-run
@@ -142,11 +180,20 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         empty list sends nothing and succeeds.
     :param delete_event: delete the events instead of removing their agents (a bool).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
+    :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
+        connection's ``max_concurrency`` extra, or 20.
+    :param use_batch: send the events 50 to a ``POST /v1/batch`` (default), each entry the same
+        request as above; ``False`` sends one request per event.
+    :param dry_run: check the input and the connection (its settings, and an access token or
+        what refreshing one needs) exactly as a real run would, log what would be sent, and send
+        nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
+        in input order, duplicates once]}``.
 
     :return: (the XCom) ``{"cancelled": [event ids]}`` in input order.
     :raises CronofyInputError: an argument is invalid (nothing is sent).
     :raises CronofyBulkError: some events failed after retries; the error lists each one. A 404
-        (the calendar is unknown or not accessible to the token), 401, 402 or 403 stops the run.
+        (the calendar is unknown or not accessible to the token), 401, 402, 403 or 423 stops the
+        run (a ``CronofyFatalBulkError``).
     """
 
     template_fields: Sequence[str] = ("calendar_id", "event_id", "cronofy_conn_id")
@@ -159,47 +206,54 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         event_id: str | Sequence[str],
         delete_event: bool = False,
         cronofy_conn_id: str = DEFAULT_CONN_ID,
+        max_concurrency: int | None = None,
+        use_batch: bool = True,
+        dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.use_batch = use_batch
+        # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
+        self.is_dry_run = dry_run
         self.calendar_id = calendar_id
         self.event_id = event_id
         self.delete_event = delete_event
         self.cronofy_conn_id = cronofy_conn_id
+        self.max_concurrency = max_concurrency
 
     def execute(self, context: Any) -> dict[str, list[str]]:
         """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``."""
-        if not isinstance(self.delete_event, bool):
-            raise CronofyInputError(
-                f"delete_event must be True or False, got {type(self.delete_event).__name__}: "
-                f"{self.delete_event!r:.100}."
-            )
-        calendar_path_segment(self.calendar_id)
+        delete_event = check_bool("delete_event", self.delete_event)
+        use_batch = check_bool("use_batch", self.use_batch)
+        dry_run = check_bool("dry_run", self.is_dry_run)
+        check_max_concurrency(self.max_concurrency)
+        segment = calendar_path_segment(self.calendar_id)
         event_ids = normalise_items("event_id", self.event_id)
-        if not event_ids:
+        if not event_ids and not dry_run:
             self.log.info("No event ids given: nothing to cancel.")
             return {"cancelled": []}
         calendar_id = self.calendar_id
-        with _hook(self.cronofy_conn_id) as hook:
+        with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_calendar_credentials()
-            action = hook.delete_event if self.delete_event else hook.remove_meeting_agent_from_event
-
-            def cancel(event_id: str) -> str:
-                action(calendar_id, event_id)
-                return "cancelled"
-
+            if dry_run:
+                method = "DELETE" if delete_event else "POST"
+                url = f"{hook.base_url}/v1/calendars/{segment}/events"
+                how = " (50 to a POST /v1/batch)" if use_batch else ""
+                return _dry_run(self.log, method + how, url, "event_id", event_ids)
+            job = hook.event_cancellations(calendar_id, delete_event=delete_event, use_batch=use_batch)
             results: dict[str, list[str]] = {"cancelled": []}
             try:
                 return run_bulk(
                     event_ids,
-                    cancel,
+                    lambda items, on_result: hook.run_many(items, job, on_result),
+                    outcome_of=lambda _: "cancelled",
                     noun=f"event(s) of calendar {calendar_id!r}",
                     outcomes=("cancelled",),
                     log=self.log,
                     redact=hook.redact,
                     results=results,
                 )
-            except BaseException:  # CronofyBulkError, or an execution_timeout mid-run
-                _keep_partial_results(context, results)
+            except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
+                _keep_partial_results(context, results, error)
                 raise
