@@ -60,6 +60,7 @@ class Record:
     time: float
     status: int | None = None
     batch_entries: tuple[RecordedBatchEntry, ...] = ()
+    settled: bool = False  # no longer counted in flight
 
     def freeze(self) -> RecordedRequest:
         values = {item.name: getattr(self, item.name) for item in fields(RecordedRequest)}

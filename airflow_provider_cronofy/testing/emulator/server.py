@@ -167,13 +167,13 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 self._respond(record, error(exc.status, "body", "errors.invalid", exc.description))
             finally:
-                traffic.request_done()
+                traffic.request_done(record)
             return
         record = traffic.begin(self.command, self.path, headers, body, self.connection_id)
         try:
             self._serve(record, headers, body)
         finally:
-            traffic.request_done()
+            traffic.request_done(record)
 
     def _serve(self, record: Record, headers: dict[str, str], body: bytes) -> None:
         backend = self.backend

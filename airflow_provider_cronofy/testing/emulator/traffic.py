@@ -58,7 +58,7 @@ class Traffic:
     def begin(
         self, method: str, path: str, headers: dict[str, str], body: bytes, connection_id: int
     ) -> Record:
-        """Record a request on arrival; it is in flight until :meth:`request_done`."""
+        """Record a request on arrival; it is in flight until :meth:`finish` or :meth:`request_done`."""
         record = Record(
             method, path, headers, body, parse_json_lenient(body), connection_id, time.monotonic()
         )
@@ -70,14 +70,23 @@ class Traffic:
         return record
 
     def finish(self, record: Record, response: Response) -> None:
-        """Record the answer about to be written."""
+        """Record the answer about to be written; the request is no longer in flight."""
+        # Before the client can read the answer, so a client that inspects the emulator right
+        # after its last answer sees the counters settled.
         with self._lock:
             record.status = response.status
             record.batch_entries = response.batch_entries
             self._status_counts[response.status] = self._status_counts.get(response.status, 0) + 1
+            self._settle(record)
 
-    def request_done(self) -> None:
+    def request_done(self, record: Record) -> None:
+        """The request ended (answered, dropped or cut short by ``stop()``)."""
         with self._lock:
+            self._settle(record)
+
+    def _settle(self, record: Record) -> None:
+        if not record.settled:
+            record.settled = True
             self._in_flight -= 1
 
     def records(self) -> list[RecordedRequest]:
