@@ -158,7 +158,9 @@ def test_first_run_audits_each_outcome_and_the_rerun_sends_only_what_is_not_canc
 @pytest.mark.usefixtures("metadata_db")
 def test_fatal_error_audits_every_key_the_run_did_not_reach_and_no_secret(warehouse, cronofy, monkeypatch):
     wrong_key = "wrong-api-key-must-not-leak-7731"
-    connection = cronofy.airflow_connection(max_retries=0)
+    # One request in flight, so the 401 stops the run with keys left unsent (with more in flight,
+    # every key may already be on the wire when the 401 comes back).
+    connection = cronofy.airflow_connection(max_retries=0, max_concurrency=1)
     connection["password"] = wrong_key
     monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", json.dumps(connection))
 
