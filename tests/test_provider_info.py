@@ -10,7 +10,6 @@ from pathlib import Path
 
 import airflow
 import jsonschema
-import pytest
 
 from airflow_provider_cronofy import __version__
 from airflow_provider_cronofy._compat import AIRFLOW_V_3
@@ -96,16 +95,6 @@ def test_ui_field_behaviour_method_matches_provider_info():
         "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
         "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
     }
-
-
-@pytest.mark.skipif(AIRFLOW_V_3, reason="Airflow 3 builds the form from conn-fields; wtforms is Airflow 2's")
-def test_connection_form_widgets_match_conn_fields():
-    from wtforms import PasswordField
-
-    widgets = CronofyHook.get_connection_form_widgets()
-    assert list(widgets) == list(CONN_FIELDS)
-    for name in ("access_token", "refresh_token"):
-        assert widgets[name].field_class is PasswordField
 
 
 def test_provider_discovery_imports_nothing_heavy():

@@ -34,7 +34,6 @@ from airflow_provider_cronofy.exceptions import (
     CronofyError,
 )
 from airflow_provider_cronofy.get_provider_info import (
-    CONN_FIELDS,
     DATA_CENTERS,
     DEFAULT_CONN_ID,
     DEFAULT_RATE_LIMIT_PER_MINUTE,
@@ -414,33 +413,10 @@ class CronofyHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The connection form's extra fields for Airflow 2.11 (3.2+ reads the provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
-        from wtforms.validators import AnyOf, Optional
+        """The connection form's extra fields for Airflow 2.11, 3.0 and 3.1 (3.2+ reads the provider info)."""
+        from airflow_provider_cronofy.connection_form import connection_form_widgets
 
-        widgets: dict[str, Any] = {}
-        for name, field in CONN_FIELDS.items():
-            schema = field["schema"]
-            validators: list[Any] = [Optional()]
-            if "enum" in schema:
-                validators.append(AnyOf([*schema["enum"], *(v.upper() for v in schema["enum"])]))
-            if schema.get("format") == "password":
-                widgets[name] = PasswordField(
-                    lazy_gettext(field["label"]),
-                    widget=BS3PasswordFieldWidget(),
-                    description=field["description"],
-                    validators=validators,
-                )
-            else:
-                widgets[name] = StringField(
-                    lazy_gettext(field["label"]),
-                    widget=BS3TextFieldWidget(),
-                    description=field["description"],
-                    validators=validators,
-                )
-        return widgets
+        return connection_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
