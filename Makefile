@@ -41,7 +41,7 @@ $(TOOLS_STAMP): requirements/tools.txt
 
 tools: $(TOOLS_STAMP)
 
-$(STAMP): $(LOCK) pyproject.toml $(TOOLS_STAMP)
+$(STAMP): $(LOCK) pyproject.toml airflow_provider_cronofy/__init__.py $(TOOLS_STAMP)
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(UV) pip install --quiet --python $(BIN)/python --compile-bytecode -r $(LOCK) -e .

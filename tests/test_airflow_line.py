@@ -17,11 +17,8 @@ import pytest
 
 import airflow_provider_cronofy
 from airflow_provider_cronofy import _compat
-from airflow_provider_cronofy._compat import AIRFLOW_VERSION
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyInputError
-
-LINE = ".".join(AIRFLOW_VERSION.split(".")[:2])
-LINES = ("2.11", "3.0", "3.1", "3.2", "3.3")
+from tests.lines import LINE, LINES
 
 
 def public_modules() -> list[str]:
@@ -35,7 +32,7 @@ def public_modules() -> list[str]:
 
 
 def test_this_venv_holds_a_tested_line():
-    assert LINE in LINES, f"Airflow {AIRFLOW_VERSION} is not one of the tested lines {LINES}"
+    assert LINE in LINES, f"Airflow {_compat.AIRFLOW_VERSION} is not one of the tested lines {LINES}"
 
 
 def test_public_modules_include_hook_operators_and_emulator():

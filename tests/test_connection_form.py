@@ -18,10 +18,9 @@ import textwrap
 
 import pytest
 
-from airflow_provider_cronofy._compat import AIRFLOW_VERSION
 from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, DATA_CENTERS, UI_FIELD_BEHAVIOUR
+from tests.lines import LINE
 
-LINE = ".".join(AIRFLOW_VERSION.split(".")[:2])
 TOKENS = ("access_token", "refresh_token")
 WHOLE_NUMBERS = ("max_retries", "rate_limit_per_second", "rate_limit_per_minute")
 PLACEHOLDERS = UI_FIELD_BEHAVIOUR["placeholders"]
