@@ -71,7 +71,7 @@ def check_wheel(wheel: Path, version: str) -> list[str]:
     if "[apache_airflow_provider]" not in entry_points or "get_provider_info" not in entry_points:
         problems.append("entry point apache_airflow_provider -> get_provider_info is missing")
     modules = sorted(n for n in names if n.endswith(".py"))
-    print(f"{wheel.name}: {len(names)} files, {len(modules)} modules, LICENSE and py.typed present")
+    print(f"{wheel.name}: {len(names)} files, {len(modules)} modules")
     return problems
 
 
@@ -81,7 +81,7 @@ def check_sdist(sdist: Path, version: str) -> list[str]:
     top = f"airflow_provider_cronofy-{version}"
     if f"{top}/LICENSE" not in names:
         return [f"sdist has no {top}/LICENSE"]
-    print(f"{sdist.name}: {len(names)} entries, LICENSE present")
+    print(f"{sdist.name}: {len(names)} entries")
     return []
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="cronofy-release-check-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 
 
 def check(condition: bool, what: str) -> None:
