@@ -80,6 +80,8 @@ release-check: dist
 # constraints-<version>.txt are; the other lines resolve today.
 RESOLVED_AS_OF_3.0 = 2025-09-05T00:00:00Z
 RESOLVED_AS_OF_3.2 = 2026-06-05T00:00:00Z
+# ... except ruff, pinned in every .in to one release, which came later.
+LINTERS_AS_OF = ruff=2026-11-28T00:00:00Z
 
 define compile
 cd requirements && ../$(UV) pip compile --quiet --universal --python-version 3.10 $(2) $(1).in -o $(1).txt
@@ -87,7 +89,7 @@ cd requirements && ../$(UV) pip compile --quiet --universal --python-version 3.1
 endef
 
 lock: $(TOOLS_STAMP)
-	$(foreach line,$(LINES),$(call compile,airflow-$(line),$(if $(RESOLVED_AS_OF_$(line)),--exclude-newer $(RESOLVED_AS_OF_$(line)))))
+	$(foreach line,$(LINES),$(call compile,airflow-$(line),$(if $(RESOLVED_AS_OF_$(line)),--exclude-newer $(RESOLVED_AS_OF_$(line)) $(addprefix --exclude-newer-package ,$(LINTERS_AS_OF)))))
 	$(call compile,tools,)
 
 clean:
