@@ -80,8 +80,10 @@ release-check: dist
 # constraints-<version>.txt are; the other lines resolve today.
 RESOLVED_AS_OF_3.0 = 2025-09-05T00:00:00Z
 RESOLVED_AS_OF_3.2 = 2026-06-05T00:00:00Z
-# ... except ruff, pinned in every .in to one release, which came later.
-LINTERS_AS_OF = ruff=2026-11-28T00:00:00Z
+# ... except ruff (pinned in every .in to one release) and the provider's own HTTP client, which
+# resolve as of the date below on those lines too: the provider's behaviour must not change with
+# the line (urllib3 2.5 percent-encodes a space in a host where later releases refuse the URL).
+OURS_AS_OF = $(addsuffix =2026-11-28T00:00:00Z,ruff requests urllib3)
 
 define compile
 cd requirements && ../$(UV) pip compile --quiet --universal --python-version 3.10 $(2) $(1).in -o $(1).txt
@@ -89,7 +91,7 @@ cd requirements && ../$(UV) pip compile --quiet --universal --python-version 3.1
 endef
 
 lock: $(TOOLS_STAMP)
-	$(foreach line,$(LINES),$(call compile,airflow-$(line),$(if $(RESOLVED_AS_OF_$(line)),--exclude-newer $(RESOLVED_AS_OF_$(line)) $(addprefix --exclude-newer-package ,$(LINTERS_AS_OF)))))
+	$(foreach line,$(LINES),$(call compile,airflow-$(line),$(if $(RESOLVED_AS_OF_$(line)),--exclude-newer $(RESOLVED_AS_OF_$(line)) $(addprefix --exclude-newer-package ,$(OURS_AS_OF)))))
 	$(call compile,tools,)
 
 clean:
