@@ -20,8 +20,9 @@ from airflow import __version__ as AIRFLOW_VERSION
 
 AIRFLOW_V_3 = int(AIRFLOW_VERSION.split(".", 1)[0]) >= 3
 
+# The newest homes carry "type: ignore" too: mypy runs on every line, and 3.0/3.1 lack them.
 try:  # 3.1+
-    from airflow.sdk import BaseHook
+    from airflow.sdk import BaseHook  # type: ignore[attr-defined]
 except ImportError:  # 2.11, 3.0
     from airflow.hooks.base import BaseHook  # type: ignore
 
@@ -32,7 +33,7 @@ except ImportError:  # 2.11
 
 # Both from one module: a subclass of one line's AirflowException must not mix with another's.
 try:  # 3.2+
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException  # type: ignore[attr-defined]
 except ImportError:  # 2.11, 3.0, 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore
 

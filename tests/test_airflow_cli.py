@@ -1,6 +1,6 @@
 """Airflow's own commands see the provider: providers list/get/hooks/widgets/behaviours, connections test.
 
-Run on whichever Airflow line the test environment has (make test: 3.3; make test AIRFLOW=2: 2.11).
+Run on whichever Airflow line the test environment has (make test: 3.3; make test AIRFLOW=<line>).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_cronofy.get_provider_info import CONN_FIELDS
 from airflow_provider_cronofy.testing import CronofyEmulator
+from tests.lines import form_outside_the_ui
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
@@ -52,12 +53,14 @@ def test_providers_hooks_row():
     assert "Error" not in row
 
 
+@form_outside_the_ui
 def test_providers_widgets_rows():
     rows = rows_about_cronofy(airflow("providers", "widgets", "-o", "plain"))
     for name in CONN_FIELDS:
         assert any(row.startswith(f"extra__cronofy__{name} ") for row in rows), name
 
 
+@form_outside_the_ui
 def test_providers_behaviours_row():
     assert any(
         row.strip().startswith("cronofy")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import airflow
 import jsonschema
-import pytest
 
 from airflow_provider_cronofy import __version__
 from airflow_provider_cronofy._compat import AIRFLOW_V_3
 from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from tests.lines import form_outside_the_ui
 
 
 def test_provider_info_passes_airflows_schema():
@@ -58,7 +58,7 @@ def test_hook_has_what_airflow_needs():
     assert callable(CronofyHook.test_connection)
 
 
-def test_providers_manager_discovers_hook_and_form():
+def test_providers_manager_discovers_hook():
     from airflow.providers_manager import ProvidersManager
 
     manager = ProvidersManager()
@@ -66,7 +66,15 @@ def test_providers_manager_discovers_hook_and_form():
     hook_info = manager.hooks["cronofy"]
     assert hook_info is not None
     assert hook_info.hook_class_name == "airflow_provider_cronofy.hooks.cronofy.CronofyHook"
+    assert hook_info.hook_name == "Cronofy"
     assert hook_info.connection_testable
+
+
+@form_outside_the_ui
+def test_providers_manager_discovers_form():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
     widgets = manager.connection_form_widgets
     for name in CONN_FIELDS:
         assert f"extra__cronofy__{name}" in widgets
@@ -96,16 +104,6 @@ def test_ui_field_behaviour_method_matches_provider_info():
         "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
         "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
     }
-
-
-@pytest.mark.skipif(AIRFLOW_V_3, reason="Airflow 3 builds the form from conn-fields; wtforms is Airflow 2's")
-def test_connection_form_widgets_match_conn_fields():
-    from wtforms import PasswordField
-
-    widgets = CronofyHook.get_connection_form_widgets()
-    assert list(widgets) == list(CONN_FIELDS)
-    for name in ("access_token", "refresh_token"):
-        assert widgets[name].field_class is PasswordField
 
 
 def test_provider_discovery_imports_nothing_heavy():

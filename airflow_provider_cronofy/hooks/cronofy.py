@@ -524,12 +524,12 @@ class CronofyHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The connection form's extra fields for Airflow 2.11 (3.2+ reads the provider info)."""
+        """The connection form's extra fields for Airflow 2.11, 3.0 and 3.1 (3.2+ reads the provider info)."""
         return connection_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden, relabelled and placeholder fields of the form, for Airflow 2.11."""
+        """Hidden, relabelled and placeholder fields of the form, for Airflow 2.11, 3.0 and 3.1."""
         return ui_field_behaviour()
 
     # ------------------------------------------------------------------ credentials and errors

@@ -319,10 +319,13 @@ def test_rendered_template_fields_hold_no_secret(emulator, transcript):
 
 
 def _airflow_redact(value: str) -> Any:
-    try:
+    try:  # 3.1+
         from airflow.sdk.log import redact
-    except ImportError:  # Airflow 2.11
-        from airflow.utils.log.secrets_masker import redact
+    except ImportError:
+        try:  # 3.0: the task side's masker (airflow.utils.log's is the API server's)
+            from airflow.sdk.execution_time.secrets_masker import redact
+        except ImportError:  # 2.11
+            from airflow.utils.log.secrets_masker import redact
     return redact(value)
 
 
