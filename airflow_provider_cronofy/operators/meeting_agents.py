@@ -12,9 +12,15 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cronofy._compat import BaseOperator
+from airflow_provider_cronofy._compat import BaseOperator, TaskDeferred, conf
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
+from airflow_provider_cronofy.operators.deferral import (
+    DEFAULT_DEFER_AFTER,
+    carried_state,
+    check_deferral_args,
+    segmented_if_deferrable,
+)
 from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
 
 if TYPE_CHECKING:
@@ -54,6 +60,11 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
         connection's ``max_concurrency`` extra, or 20.
+    :param deferrable: free the worker slot while the run waits for the rate limit's next window
+        (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
+        See :mod:`airflow_provider_cronofy.operators.deferral`.
+    :param defer_after: seconds (a number above 0, default 10): a deferrable run defers when its
+        next allowed send is further away than this, and sends on in the worker otherwise.
 
     :return: (the XCom) ``{"cancelled": [...], "not_found": [...]}`` in input order; ``not_found``
         holds the keys Cronofy answered 404 for (already cancelled, or never scheduled).
@@ -73,16 +84,24 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
         scheduling_key: str | Sequence[str],
         cronofy_conn_id: str = DEFAULT_CONN_ID,
         max_concurrency: int | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        defer_after: float = DEFAULT_DEFER_AFTER,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.scheduling_key = scheduling_key
         self.cronofy_conn_id = cronofy_conn_id
         self.max_concurrency = max_concurrency
+        self.deferrable = deferrable
+        self.defer_after = defer_after
 
-    def execute(self, context: Any) -> dict[str, list[str]]:
-        """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``."""
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+        """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``.
+
+        ``resume`` is the state a deferred run carries (see :meth:`execute_complete`).
+        """
         check_max_concurrency(self.max_concurrency)
+        check_deferral_args(self.deferrable, self.defer_after)
         keys = normalise_items("scheduling_key", self.scheduling_key)
         if not keys:
             self.log.info("No scheduling keys given: nothing to cancel.")
@@ -95,7 +114,15 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
             try:
                 run_bulk(
                     keys,
-                    lambda items, on_result: hook.run_many(items, job, on_result),
+                    segmented_if_deferrable(
+                        self,
+                        lambda items, on_result: hook.run_many(items, job, on_result),
+                        hook,
+                        resume=resume,
+                        subject="scheduling_key",
+                        name="scheduling keys",
+                        result_values={"cancelled": True, "not_found": False},
+                    ),
                     outcome_of=lambda found: "cancelled" if found else "not_found",
                     noun="scheduling keys",
                     outcomes=("cancelled", "not_found"),
@@ -103,6 +130,8 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
                     redact=hook.redact,
                     results=results,
                 )
+            except TaskDeferred:  # a deferrable run waits for the rate limit's next window
+                raise
             except BaseException:  # CronofyBulkError, or an execution_timeout mid-run
                 _keep_partial_results(context, results)
                 raise
@@ -116,6 +145,12 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
                     self.cronofy_conn_id,
                 )
             return results
+
+    def execute_complete(
+        self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
+        return self.execute(context, resume=carried_state(event, resume))
 
 
 class CancelIntegratedMeetingAgentOperator(BaseOperator):
@@ -134,6 +169,11 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
         connection's ``max_concurrency`` extra, or 20.
+    :param deferrable: free the worker slot while the run waits for the rate limit's next window
+        (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
+        See :mod:`airflow_provider_cronofy.operators.deferral`.
+    :param defer_after: seconds (a number above 0, default 10): a deferrable run defers when its
+        next allowed send is further away than this, and sends on in the worker otherwise.
 
     :return: (the XCom) ``{"cancelled": [event ids]}`` in input order.
     :raises CronofyInputError: an argument is invalid (nothing is sent).
@@ -153,6 +193,8 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         delete_event: bool = False,
         cronofy_conn_id: str = DEFAULT_CONN_ID,
         max_concurrency: int | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        defer_after: float = DEFAULT_DEFER_AFTER,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -161,11 +203,17 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         self.delete_event = delete_event
         self.cronofy_conn_id = cronofy_conn_id
         self.max_concurrency = max_concurrency
+        self.deferrable = deferrable
+        self.defer_after = defer_after
 
-    def execute(self, context: Any) -> dict[str, list[str]]:
-        """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``."""
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+        """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``.
+
+        ``resume`` is the state a deferred run carries (see :meth:`execute_complete`).
+        """
         delete_event = check_bool("delete_event", self.delete_event)
         check_max_concurrency(self.max_concurrency)
+        check_deferral_args(self.deferrable, self.defer_after)
         calendar_path_segment(self.calendar_id)
         event_ids = normalise_items("event_id", self.event_id)
         if not event_ids:
@@ -182,7 +230,16 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
             try:
                 return run_bulk(
                     event_ids,
-                    lambda items, on_result: hook.run_many(items, job, on_result),
+                    segmented_if_deferrable(
+                        self,
+                        lambda items, on_result: hook.run_many(items, job, on_result),
+                        hook,
+                        resume=resume,
+                        # The outcomes carried belong to this calendar and this action too.
+                        subject=f"event_id of {calendar_id} delete_event={delete_event}",
+                        name="event ids",
+                        result_values={"cancelled": None},
+                    ),
                     outcome_of=lambda _: "cancelled",
                     noun=f"event(s) of calendar {calendar_id!r}",
                     outcomes=("cancelled",),
@@ -190,6 +247,14 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
                     redact=hook.redact,
                     results=results,
                 )
+            except TaskDeferred:  # a deferrable run waits for the rate limit's next window
+                raise
             except BaseException:  # CronofyBulkError, or an execution_timeout mid-run
                 _keep_partial_results(context, results)
                 raise
+
+    def execute_complete(
+        self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
+        return self.execute(context, resume=carried_state(event, resume))
