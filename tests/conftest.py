@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 _home = tempfile.mkdtemp(prefix="cronofy-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _home
@@ -57,3 +60,12 @@ def no_sleep(monkeypatch):
 
     monkeypatch.setattr(CronofyHook, "__init__", init)
     return slept
+
+
+@pytest.fixture(scope="session")
+def metadata_db():
+    """A migrated SQLite metadata database in the tests' throw-away AIRFLOW_HOME (dag.test needs one)."""
+    airflow_cli = Path(sys.executable).with_name("airflow")
+    subprocess.run(
+        [str(airflow_cli), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+    )
