@@ -25,6 +25,7 @@ from airflow_provider_cronofy.operators.deferral import (
     FORMAT,
     Progress,
     fingerprint,
+    items_per_slot,
 )
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
@@ -32,21 +33,13 @@ from airflow_provider_cronofy.operators.meeting_agents import (
 )
 from airflow_provider_cronofy.testing import CronofyEmulator
 from airflow_provider_cronofy.triggers.resume_at import ResumeAtTrigger
-from tests.conftest import ACCESS_TOKEN
+from tests.conftest import ACCESS_TOKEN, FakeTI
 
 US = "https://api.cronofy.com"
 AGENTS = f"{US}/v1/meeting_agents"
 EVENTS = f"{US}/v1/calendars/cal_1/events"
 DAGS = Path(__file__).parent / "dags"
 KEYS = [f"key-{i}" for i in range(7)]
-
-
-class FakeTI:
-    def __init__(self):
-        self.pushed = {}
-
-    def xcom_push(self, key, value):
-        self.pushed[key] = value
 
 
 def scheduled(keys, **kwargs):
@@ -176,6 +169,19 @@ def test_short_waits_are_sat_out_in_the_worker(requests_mock, set_connection, no
     set_connection(rate_limit_per_second=2, rate_limit_per_minute=0)
     requests_mock.delete(AGENTS, status_code=202)
     assert scheduled(KEYS[:5]).execute({}) == {"cancelled": KEYS[:5], "not_found": []}
+
+
+def test_a_batch_slot_sends_many_items(set_connection):
+    from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+
+    set_connection(access_token=ACCESS_TOKEN)
+    hook = CronofyHook()
+    assert items_per_slot(hook.call_job(hook.scheduled_cancellation)) == 1
+    assert items_per_slot(hook.event_cancellations("cal_1", delete_event=False, use_batch=True)) == 50
+    assert items_per_slot(hook.event_cancellations("cal_1", delete_event=False, use_batch=False)) == 1
+    set_connection(access_token=ACCESS_TOKEN, batch_rate_cost="entries")
+    hook = CronofyHook()
+    assert items_per_slot(hook.event_cancellations("cal_1", delete_event=False, use_batch=True)) == 1
 
 
 def test_carried_state_survives_airflows_serialisation_of_next_kwargs():
@@ -310,7 +316,7 @@ def test_integrated_run_defers_and_resumes(requests_mock, set_connection):
     requests_mock.post(EVENTS, status_code=202)
     events = ["e1", "e2", "e3"]
     op = CancelIntegratedMeetingAgentOperator(
-        task_id="t", calendar_id="cal_1", event_id=events, deferrable=True
+        task_id="t", calendar_id="cal_1", event_id=events, deferrable=True, use_batch=False
     )
     with pytest.raises(TaskDeferred) as info:
         op.execute({})
@@ -427,3 +433,32 @@ def test_dag_test_run_defers_through_a_minute_window_and_resumes(metadata_db, mo
     }
     assert sent == Counter(keys)  # each key once, none re-sent after the deferral
     assert statuses.get(429, 0) == 0
+
+
+def test_batched_events_defer_by_slots_not_items_over_http(monkeypatch):
+    """A batch of 50 events costs one pacer slot: 2 slots a minute send 100 events, then defer."""
+    events = [f"evt-{i:03d}" for i in range(120)]
+    with CronofyEmulator() as emu:
+        emu.add_access_token(ACCESS_TOKEN, account_id="acc_1")
+        emu.add_calendar("cal_1", access_token=ACCESS_TOKEN)
+        for event_id in events:
+            emu.add_event("cal_1", event_id)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CRONOFY_DEFAULT",
+            emu.airflow_connection_json(
+                access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=2
+            ),
+        )
+        op = CancelIntegratedMeetingAgentOperator(
+            task_id="t", calendar_id="cal_1", event_id=events, delete_event=True, deferrable=True
+        )
+        with pytest.raises(TaskDeferred) as info:
+            op.execute({})
+        carried = info.value.kwargs["resume"]
+        assert carried["position"] == 100
+        assert len(emu.requests) == 2
+        pacing._shared.clear()
+        carried["sent_at"] = [carried["sent_at"][0] - 62_000, *carried["sent_at"][1:]]
+        assert op.execute_complete({}, resume=carried) == {"cancelled": events}
+        assert len(emu.requests) == 3
+        assert all(emu.events[("cal_1", event_id)]["deleted"] for event_id in events)

@@ -169,6 +169,8 @@ class SegmentedRun:
 
     :param send: the engine's run for one segment.
     :param pacer: the hook's pacer: asked how far the next slot is, carries its send times.
+    :param items_per_slot: items one pacer slot sends (a batch sends many): a segment of ``n``
+        free slots holds ``n * items_per_slot`` items.
     :param result_values: outcome name -> the result value the hook's call returns for it; the
         first is the default outcome, not stored in the carried state.
     :param subject: names the list, for the fingerprint and messages (``"scheduling_key"``); put
@@ -183,6 +185,7 @@ class SegmentedRun:
         send: Run,
         *,
         pacer: RequestPacer,
+        items_per_slot: int,
         defer_after: float,
         result_values: Mapping[str, Any],
         subject: str,
@@ -194,6 +197,7 @@ class SegmentedRun:
     ) -> None:
         self.send = send
         self.pacer = pacer
+        self.items_per_slot = items_per_slot
         self.defer_after = defer_after
         self.result_values = dict(result_values)
         self.default_outcome = next(iter(self.result_values))
@@ -223,7 +227,9 @@ class SegmentedRun:
                 total - progress.position,
             )
         while progress.position < total:
-            budget = self.pacer.sends_before_wait(self.defer_after, total - progress.position)
+            left = total - progress.position
+            slots = self.pacer.sends_before_wait(self.defer_after, -(-left // self.items_per_slot))
+            budget = min(left, slots * self.items_per_slot)
             if budget == 0:
                 self._defer(progress, list_fingerprint, total)
             start = progress.position
@@ -349,10 +355,19 @@ def _undeltas_ms(deltas: Sequence[int]) -> list[float]:
     return out
 
 
+def items_per_slot(job: Any) -> int:
+    """How many items one pacer slot sends for the bulk ``job``: a batch of ``unit_size`` items
+    costs one slot, unless the connection counts batches per entry (``cost_per_entry``)."""
+    if getattr(job, "cost_per_entry", False):
+        return 1
+    return max(1, int(getattr(job, "unit_size", 1)))
+
+
 def segmented_if_deferrable(
     operator: Any,
     send: Run,
     hook: Any,
+    job: Any,
     *,
     resume: Mapping[str, Any] | None,
     subject: str,
@@ -365,6 +380,7 @@ def segmented_if_deferrable(
     return SegmentedRun(
         send,
         pacer=hook.pacer,
+        items_per_slot=items_per_slot(job),
         defer_after=operator.defer_after,
         result_values=result_values,
         subject=subject,
