@@ -291,6 +291,14 @@ def test_a_state_of_another_format_is_refused(requests_mock, set_connection):
         scheduled(KEYS).execute_complete({}, resume=carried)
 
 
+def test_a_malformed_state_is_refused(requests_mock, set_connection):
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=0)
+    carried = {**state(KEYS, position=3), "outcomes": {"not_found": [1]}}  # a run without its count
+    with pytest.raises(CronofyInputError, match="carried state is malformed"):
+        scheduled(KEYS).execute_complete({}, resume=carried)
+    assert requests_mock.call_count == 0
+
+
 def test_a_failure_after_a_deferral_reports_every_item_and_keeps_every_success(requests_mock, set_connection):
     set_connection(rate_limit_per_second=0, rate_limit_per_minute=0, max_retries=0)
     requests_mock.delete(AGENTS, text=answer_by_key({"key-5": 503}))

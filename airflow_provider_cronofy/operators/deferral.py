@@ -137,7 +137,7 @@ class Progress:
                 f"{FORMAT}. Clear the task to start the run again."
             )
         carried = data.get("fingerprint")
-        position = data["position"]
+        position = data.get("position")
         if carried != list_fingerprint:
             raise CronofyInputError(
                 f"Cannot resume: {name} changed while the task was deferred. The run stopped after "
@@ -146,16 +146,24 @@ class Progress:
                 "The outcomes carried across the deferral belong to the old list, so nothing more is "
                 "sent. Clear the task to run it with the new list (cancelling again is harmless)."
             )
-        outcomes = {index: outcome for outcome, runs in data["outcomes"].items() for index in _unruns(runs)}
-        failures = {int(index): (status, str(reason)) for index, status, reason in data["failed"]}
-        return cls(
-            position=int(position),
-            outcomes=outcomes,
-            failures=failures,
-            sent_at=_undeltas_ms(data["sent_at"]),
-            pacer=str(data["pacer"]),
-            deferrals=int(data["deferrals"]),
-        )
+        try:
+            outcomes = {
+                index: str(outcome) for outcome, runs in data["outcomes"].items() for index in _unruns(runs)
+            }
+            failures = {int(index): (status, str(reason)) for index, status, reason in data["failed"]}
+            return cls(
+                position=int(position),  # type: ignore[arg-type]  # None: TypeError below
+                outcomes=outcomes,
+                failures=failures,
+                sent_at=_undeltas_ms(data["sent_at"]),
+                pacer=str(data["pacer"]),
+                deferrals=int(data["deferrals"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise CronofyInputError(
+                f"Cannot resume: the carried state is malformed ({type(error).__name__}: {error}). "
+                "Clear the task to start the run again."
+            ) from None
 
 
 class SegmentedRun:
