@@ -183,8 +183,10 @@ class SegmentedRun:
         first is the default outcome, not stored in the carried state.
     :param subject: names the list, for the fingerprint and messages (``"scheduling_key"``); put
         anything else the outcomes depend on in it too (the calendar id).
+    :param name: the items in messages (``"scheduling keys"``).
     :param redact: applied to failure reasons before they are carried.
     :param defer: ``defer(seconds, state)`` defers the task for ``seconds`` carrying ``state``.
+    :param log: the task's logger (a line per deferral and per resume).
     :param resume: the carried state of a resumed run (``None`` on the first segment).
     """
 
@@ -222,6 +224,11 @@ class SegmentedRun:
         progress = Progress()
         if self.resume is not None:
             progress = Progress.decode(self.resume, list_fingerprint, name=self.name)
+            if not 0 <= progress.position <= total:
+                raise CronofyInputError(
+                    f"Cannot resume: the carried position {progress.position} is outside the list of "
+                    f"{total} {self.name}. Clear the task to start the run again."
+                )
             for index in range(progress.position):
                 on_result(index, items[index], self._result_of(progress, index, items[index]))
             self.pacer.count_sends_from(progress.sent_at, progress.pacer)
