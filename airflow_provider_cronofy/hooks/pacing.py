@@ -32,10 +32,27 @@ LOG_WAITS_FROM_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
+class Slot:
+    """One request's place in the pacer's windows: when it counts as sent (``at``)."""
+
+    __slots__ = ("acquired", "at")
+
+    def __init__(self, at: float) -> None:
+        self.acquired = at
+        self.at = at
+
+
 class RequestPacer:
     """Blocks in :meth:`acquire` until one more request fits under every ``(limit, seconds)`` window.
 
     A limit of ``0`` (or ``None``) turns that window off.
+
+    A request counts from the moment it is let through, but Cronofy counts it when it arrives:
+    later, by the network's delay plus whatever held the sending thread back (other threads,
+    a busy machine). The common part of that delay shifts every request alike and cancels out;
+    the extra part is what :data:`WINDOW_MARGIN` absorbs, up to 2 % of a window. :meth:`release`
+    measures it: a request answered later than the fastest answer so far counts as sent that
+    much later, so a send held back by 40 ms cannot push a window over its limit.
     """
 
     def __init__(
@@ -46,11 +63,12 @@ class RequestPacer:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._windows = [
-            (int(limit), seconds * WINDOW_MARGIN, deque[float]()) for limit, seconds in windows if limit
+            (int(limit), seconds * WINDOW_MARGIN, deque[Slot]()) for limit, seconds in windows if limit
         ]
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._fastest: float | None = None
         self.waited = 0.0
         """Total seconds spent waiting, for the benchmarks and the progress log."""
         self.identity = uuid.uuid4().hex
@@ -61,30 +79,26 @@ class RequestPacer:
         """Whether any window is on."""
         return bool(self._windows)
 
-    @property
-    def smallest_limit(self) -> int | None:
-        """The lowest limit of any window (``None`` when pacing is off)."""
-        return min((limit for limit, _, _ in self._windows), default=None)
-
-    def acquire(self, cost: int = 1, *, stop: threading.Event | None = None) -> bool:
+    def acquire(self, cost: int = 1, *, stop: threading.Event | None = None) -> Slot | None:
         """Wait until ``cost`` more requests fit under every window, and count them as sent now.
 
-        Returns ``False`` without counting anything when ``stop`` is set before they fit (a
-        stopped bulk run must not sit out a long pacing wait). Callers sharing the pacer queue
-        behind its lock, so they are admitted one at a time, in turn.
+        Returns their :class:`Slot` (pass it to :meth:`release` once answered), or ``None``
+        without counting anything when ``stop`` is set before they fit (a stopped bulk run must
+        not sit out a long pacing wait). Callers sharing the pacer queue behind its lock.
         """
         if not self._windows:
-            return not (stop is not None and stop.is_set())
+            return None if stop is not None and stop.is_set() else _UNPACED
         with self._lock:
             while True:
                 if stop is not None and stop.is_set():
-                    return False
+                    return None
                 now = self._clock()
                 delay = _wait_for(self._windows, now, cost)
                 if delay <= 0:
+                    slot = Slot(now)
                     for _, _, sent in self._windows:
-                        sent.extend([now] * cost)
-                    return True
+                        sent.extend([slot] * cost)
+                    return slot
                 self.waited += delay
                 if delay >= LOG_WAITS_FROM_SECONDS:
                     log.info(
@@ -96,6 +110,16 @@ class RequestPacer:
                     stop.wait(delay)
                 else:
                     time.sleep(delay)
+
+    def release(self, slot: Slot) -> None:
+        """The request of ``slot`` was answered (or failed) now: count it later if it was slow."""
+        if slot is _UNPACED:
+            return
+        took = self._clock() - slot.acquired  # before the lock: a paced wait may hold it
+        with self._lock:
+            fastest = self._fastest if self._fastest is not None else took
+            self._fastest = min(fastest, took)
+            slot.at = slot.acquired + max(0.0, took - fastest)
 
     # ------------------------------------------------------------------ deferrable runs
 
@@ -124,8 +148,9 @@ class RequestPacer:
                 if delay > max_wait:
                     break
                 t += max(delay, 0.0)
+                slot = Slot(t)
                 for _, _, sent in windows:
-                    sent.append(t)
+                    sent.append(slot)
                 count += 1
             return count
 
@@ -141,7 +166,7 @@ class RequestPacer:
             longest = max(self._windows, key=lambda window: window[1], default=None)
             if longest is None:
                 return []
-            return [t + offset for t in longest[2] if t > now - longest[1]]
+            return sorted(slot.at + offset for slot in longest[2] if slot.at > now - longest[1])
 
     def count_sends_from(self, epoch_times: list[float], origin: str) -> bool:
         """Count sends another pacer made (:meth:`recent_send_times`) in every window of this one.
@@ -156,22 +181,28 @@ class RequestPacer:
             now = self._clock()
             offset = time.time() - now
             for _, seconds, sent in self._windows:
-                merged = sorted([*sent, *(t - offset for t in epoch_times if t - offset > now - seconds)])
+                carried = [Slot(t - offset) for t in epoch_times if t - offset > now - seconds]
+                merged = sorted([*sent, *carried], key=lambda slot: slot.at)
                 sent.clear()
                 sent.extend(merged)
             return True
 
 
-def _wait_for(windows: list[tuple[int, float, deque[float]]], now: float, cost: int) -> float:
-    """Seconds from ``now`` until ``cost`` more requests fit under every window (drops expired sends)."""
+_UNPACED = Slot(0.0)
+
+
+def _wait_for(windows: list[tuple[int, float, deque[Slot]]], now: float, cost: int) -> float:
+    """Seconds from ``now`` until ``cost`` more requests fit under every window (drops expired slots)."""
     delay = 0.0
     for limit, seconds, sent in windows:
-        while sent and sent[0] <= now - seconds:
+        while sent and sent[0].at <= now - seconds:
             sent.popleft()
         # A cost above the limit would never fit: let it through on an empty window.
         over = len(sent) + min(cost, limit) - limit
         if over > 0:
-            delay = max(delay, sent[over - 1] + seconds - now)
+            # Slots released late may be out of order: wait for the over-th earliest.
+            oldest = sorted(slot.at for slot in sent)[over - 1] if over > 1 else min(slot.at for slot in sent)
+            delay = max(delay, oldest + seconds - now)
     return delay
 
 

@@ -198,9 +198,13 @@ class Transport:
         if request.token is not None:
             headers["Authorization"] = f"Bearer {request.token}"
         data = json.dumps(request.body).encode("utf-8") if request.body is not None else None
-        if not self.pacer.acquire(cost, stop=gate.stopped if gate is not None else None):
+        slot = self.pacer.acquire(cost, stop=gate.stopped if gate is not None else None)
+        if slot is None:
             raise Stopped
-        return self._send(request, headers, data, gate)
+        try:
+            return self._send(request, headers, data, gate)
+        finally:
+            self.pacer.release(slot)
 
     def _send(
         self, request: Request, headers: dict[str, str], data: bytes | None, gate: SendGate | None
