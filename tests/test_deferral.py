@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_cronofy._compat import AIRFLOW_V_3, TaskDeferred
+from airflow_provider_cronofy._compat import TaskDeferred
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyError, CronofyInputError
 from airflow_provider_cronofy.hooks import pacing
 from airflow_provider_cronofy.operators.deferral import (
@@ -197,11 +197,12 @@ def test_carried_state_survives_airflows_serialisation_of_next_kwargs():
     from airflow.serialization.serialized_objects import BaseSerialization
 
     assert BaseSerialization.deserialize(BaseSerialization.serialize(carried)) == carried
-    if AIRFLOW_V_3:
-        from airflow.sdk.serde import deserialize, serialize
-
-        assert deserialize(serialize(carried)) == carried
     assert json.loads(json.dumps(carried)) == carried
+    try:  # 3.2+: the task SDK's serde encodes next_kwargs too
+        from airflow.sdk.serde import deserialize, serialize
+    except ImportError:  # 2.11, 3.0, 3.1 use BaseSerialization (checked above)
+        return
+    assert deserialize(serialize(carried)) == carried
 
 
 def test_trigger_serialises_and_fires_with_the_carried_state():
@@ -384,13 +385,14 @@ def test_second_segment_failure_over_http_keeps_the_first_segments_successes(mon
 
 
 def dag_bag():
-    if AIRFLOW_V_3:
+    try:  # 3.2+ (include_examples is gone in 3.3)
         from airflow.dag_processing.dagbag import DagBag
 
         return DagBag(dag_folder=str(DAGS))
-    from airflow.models import DagBag
+    except ImportError:  # 2.11, 3.0, 3.1
+        from airflow.models import DagBag
 
-    return DagBag(dag_folder=str(DAGS), include_examples=False)
+        return DagBag(dag_folder=str(DAGS), include_examples=False)
 
 
 @pytest.mark.slow
