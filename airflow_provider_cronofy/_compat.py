@@ -37,6 +37,16 @@ try:  # 3.2+
 except ImportError:  # 2.11, 3.0, 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore
 
+try:  # 3.2+
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # 2.11, 3.0, 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore
+
+try:  # 3.2+
+    from airflow.sdk.configuration import conf
+except ImportError:  # 2.11, 3.0, 3.1
+    from airflow.configuration import conf  # type: ignore
+
 try:  # 3.1+
     from airflow.sdk.log import mask_secret as _mask_secret
 except ImportError:
@@ -44,6 +54,23 @@ except ImportError:
         from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask_secret  # type: ignore
     except ImportError:  # 2.11
         from airflow.utils.log.secrets_masker import mask_secret as _mask_secret  # type: ignore
+
+
+def time_trigger_classes() -> tuple[type, type]:
+    """Airflow's ``DateTimeTrigger`` and ``TriggerEvent``, for a trigger that only waits.
+
+    The standard provider's trigger on 3.x; on 2.11 the core one (the standard provider is not
+    among the 2.11 line's dependencies). Imported when a task defers (and in the triggerer), not
+    when a DAG file is parsed: ``airflow.triggers.base`` costs about 45 ms.
+    """
+    from airflow.triggers.base import TriggerEvent
+
+    try:  # 3.0+ (apache-airflow-providers-standard)
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+    except ImportError:  # 2.11
+        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
+
+    return DateTimeTrigger, TriggerEvent
 
 
 def mask_secret(secret: Any) -> None:
@@ -58,5 +85,8 @@ __all__ = [
     "AirflowFailException",
     "BaseHook",
     "BaseOperator",
+    "TaskDeferred",
+    "conf",
     "mask_secret",
+    "time_trigger_classes",
 ]

@@ -131,6 +131,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_cronofy.operators.meeting_agents"],
             }
         ],
+        "triggers": [
+            {
+                "integration-name": "Cronofy",
+                "python-modules": ["airflow_provider_cronofy.triggers.resume_at"],
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "cronofy",

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 _home = tempfile.mkdtemp(prefix="cronofy-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _home
@@ -92,4 +95,13 @@ def refreshable_connection(set_connection, **extra):
     extra.setdefault("rate_limit_per_minute", 0)
     return set_connection(
         access_token=ACCESS_TOKEN, client_id=CLIENT_ID, refresh_token=REFRESH_TOKEN, **extra
+    )
+
+
+@pytest.fixture(scope="session")
+def metadata_db():
+    """A migrated SQLite metadata database in the tests' throw-away AIRFLOW_HOME (dag.test needs one)."""
+    airflow_cli = Path(sys.executable).with_name("airflow")
+    subprocess.run(
+        [str(airflow_cli), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
     )

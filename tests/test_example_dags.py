@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from airflow_provider_cronofy.operators.meeting_agents import (
@@ -95,15 +90,6 @@ def test_plain_and_mapped_operators_survive_serialisation():
     assert mapped_integrated.partial_kwargs["calendar_id"] == "cal_2"
     assert mapped_integrated.partial_kwargs["delete_event"] is True
     assert mapped_integrated.expand_input.value["event_id"] == ["e1", "e2"]
-
-
-@pytest.fixture(scope="module")
-def metadata_db():
-    """A migrated SQLite metadata database in the tests' throw-away AIRFLOW_HOME (dag.test needs one)."""
-    airflow_cli = Path(sys.executable).with_name("airflow")
-    subprocess.run(
-        [str(airflow_cli), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
-    )
 
 
 @pytest.fixture

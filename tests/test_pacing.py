@@ -122,3 +122,84 @@ def test_shared_pacer_spaces_sends_half_a_slot_apart():
     times = send_times(pacer, clock, 5)
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
     assert gaps == [round(0.5 / 50 * WINDOW_MARGIN, 6)] * 4
+
+
+# ---------------------------------------------------------------------------- for deferrable runs
+
+
+def test_next_slot_in_says_when_the_window_frees_and_counts_nothing():
+    clock = FakeClock()
+    pacer = RequestPacer([(3, 60.0)], clock=clock, sleep=clock.sleep)
+    assert pacer.next_slot_in() == 0.0
+    send_times(pacer, clock, 3, gap=1.0)  # at 1000, 1001, 1002
+    assert pacer.next_slot_in() == 1000.0 + 60.0 * WINDOW_MARGIN - clock.now
+    assert pacer.next_slot_in() == pacer.next_slot_in()  # asking twice takes no slot
+    clock.now = 1000.0 + 60.0 * WINDOW_MARGIN
+    assert pacer.next_slot_in() == 0.0
+
+
+def test_sends_before_wait_counts_what_fits_without_a_long_wait():
+    clock = FakeClock()
+    pacer = RequestPacer([(5, 1.0), (12, 60.0)], clock=clock, sleep=clock.sleep)
+    # 5 now, 5 a second later, 2 more a second after that: then the minute window is full.
+    assert pacer.sends_before_wait(10.0, at_most=100) == 12
+    assert pacer.sends_before_wait(10.0, at_most=7) == 7
+    # A 1 s wait for the second window is too long for a 0.5 s threshold.
+    assert pacer.sends_before_wait(0.5, at_most=100) == 5
+    send_times(pacer, clock, 12)
+    assert pacer.sends_before_wait(10.0, at_most=100) == 0
+    assert clock.sleeps and pacer.next_slot_in() > 10.0
+
+
+def test_sends_before_wait_matches_what_acquire_then_does():
+    clock = FakeClock()
+    pacer = RequestPacer([(50, 1.0), (120, 60.0), (1, 0.02)], clock=clock, sleep=clock.sleep)
+    budget = pacer.sends_before_wait(10.0, at_most=10_000)
+    assert budget == 120
+    start = clock.now
+    times = send_times(pacer, clock, budget)
+    gaps = [b - a for a, b in zip([start, *times], times, strict=False)]
+    assert max(gaps) <= 10.0
+    assert pacer.next_slot_in() > 10.0
+
+
+def test_short_windows_never_stop_a_run():
+    clock = FakeClock()
+    pacer = RequestPacer([(2, 1.0)], clock=clock, sleep=clock.sleep)
+    send_times(pacer, clock, 2)
+    assert pacer.sends_before_wait(5.0, at_most=1_000_000) == 1_000_000
+    off = RequestPacer([(0, 60.0)], clock=clock, sleep=clock.sleep)
+    assert off.sends_before_wait(5.0, at_most=7) == 7
+    assert off.recent_send_times() == []
+
+
+def test_send_times_cross_to_another_pacer_as_wall_clock(monkeypatch):
+    # Two processes: different monotonic clocks, the same wall clock.
+    wall = [1_700_000_000.0]
+    monkeypatch.setattr("airflow_provider_cronofy.hooks.pacing.time.time", lambda: wall[0])
+    first_clock = FakeClock()
+    first = RequestPacer([(4, 60.0)], clock=first_clock, sleep=first_clock.sleep)
+    send_times(first, first_clock, 4, gap=2.0)
+    wall[0] += first_clock.now - 1000.0  # the wall clock moved as much as the monotonic one
+    exported = first.recent_send_times()
+    assert exported == [1_700_000_000.0, 1_700_000_002.0, 1_700_000_004.0, 1_700_000_006.0]
+
+    second_clock = FakeClock()
+    second_clock.now = 5.0  # another process's monotonic clock
+    second = RequestPacer([(4, 60.0)], clock=second_clock, sleep=second_clock.sleep)
+    wall[0] += 30.0
+    second_clock.now += 30.0
+    assert second.count_sends_from(exported, first.identity)
+    # The window opens when the first send (38 s ago) leaves it, not at once.
+    assert abs(second.next_slot_in() - (60.0 * WINDOW_MARGIN - 38.0)) < 1e-6
+    # The pacer's own times are already counted: importing them again changes nothing.
+    before = first.next_slot_in()
+    assert not first.count_sends_from(exported, first.identity)
+    assert first.next_slot_in() == before
+    assert len(first.recent_send_times()) == 4
+    # Times that left the window are dropped.
+    late_clock = FakeClock()
+    late = RequestPacer([(4, 60.0)], clock=late_clock, sleep=late_clock.sleep)
+    wall[0] += 120.0
+    late.count_sends_from(exported, first.identity)
+    assert late.next_slot_in() == 0.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 
@@ -70,6 +71,8 @@ class RequestPacer:
         self._fastest: float | None = None
         self.waited = 0.0
         """Total seconds spent waiting, for the benchmarks and the progress log."""
+        self.identity = uuid.uuid4().hex
+        """Tells this pacer's exported send times from another process's (see :meth:`count_sends_from`)."""
 
     @property
     def enabled(self) -> bool:
@@ -90,20 +93,7 @@ class RequestPacer:
                 if stop is not None and stop.is_set():
                     return None
                 now = self._clock()
-                delay = 0.0
-                for limit, seconds, sent in self._windows:
-                    while sent and sent[0].at <= now - seconds:
-                        sent.popleft()
-                    # A cost above the limit would never fit: let it through on an empty window.
-                    over = len(sent) + min(cost, limit) - limit
-                    if over > 0:
-                        # Slots released late may be out of order: wait for the over-th earliest.
-                        oldest = (
-                            sorted(slot.at for slot in sent)[over - 1]
-                            if over > 1
-                            else min(slot.at for slot in sent)
-                        )
-                        delay = max(delay, oldest + seconds - now)
+                delay = _wait_for(self._windows, now, cost)
                 if delay <= 0:
                     slot = Slot(now)
                     for _, _, sent in self._windows:
@@ -131,8 +121,89 @@ class RequestPacer:
             self._fastest = min(fastest, took)
             slot.at = slot.acquired + max(0.0, took - fastest)
 
+    # ------------------------------------------------------------------ deferrable runs
+
+    def next_slot_in(self, cost: int = 1) -> float:
+        """Seconds until ``cost`` more requests fit under every window (``0.0``: now). Counts nothing."""
+        with self._lock:
+            return _wait_for(self._windows, self._clock(), cost)
+
+    def sends_before_wait(self, max_wait: float, at_most: int) -> int:
+        """How many requests could go now, one after another, before one would wait over ``max_wait`` s.
+
+        Simulates :meth:`acquire` on a copy of the windows (each send as soon as it fits) and
+        counts the sends, up to ``at_most``, until the next one would wait longer than
+        ``max_wait`` seconds after the previous one. ``0`` means the next slot itself is further
+        away than that. Counts nothing. A deferrable run sends this many, then defers.
+        """
+        with self._lock:
+            # No wait is ever longer than the longest window: short windows never stop a run.
+            if all(seconds <= max_wait for _, seconds, _ in self._windows):
+                return at_most
+            t = self._clock()
+            windows = [(limit, seconds, deque(sent)) for limit, seconds, sent in self._windows]
+            count = 0
+            while count < at_most:
+                delay = _wait_for(windows, t, 1)
+                if delay > max_wait:
+                    break
+                t += max(delay, 0.0)
+                slot = Slot(t)
+                for _, _, sent in windows:
+                    sent.append(slot)
+                count += 1
+            return count
+
+    def recent_send_times(self) -> list[float]:
+        """The send times still inside a window, as Unix epoch seconds, oldest first.
+
+        For a run that continues in another process (a deferral): its monotonic clock differs,
+        the wall clock does not. Give them to the next process's :meth:`count_sends_from`.
+        """
+        with self._lock:
+            now = self._clock()
+            offset = time.time() - now
+            longest = max(self._windows, key=lambda window: window[1], default=None)
+            if longest is None:
+                return []
+            return sorted(slot.at + offset for slot in longest[2] if slot.at > now - longest[1])
+
+    def count_sends_from(self, epoch_times: list[float], origin: str) -> bool:
+        """Count sends another pacer made (:meth:`recent_send_times`) in every window of this one.
+
+        ``origin`` is the other pacer's :attr:`identity`: when it is this pacer's own (the run
+        resumed in the same process, e.g. ``dag.test()``), the sends are already counted and
+        nothing changes. Returns whether anything was counted.
+        """
+        if origin == self.identity or not self._windows:
+            return False
+        with self._lock:
+            now = self._clock()
+            offset = time.time() - now
+            for _, seconds, sent in self._windows:
+                carried = [Slot(t - offset) for t in epoch_times if t - offset > now - seconds]
+                merged = sorted([*sent, *carried], key=lambda slot: slot.at)
+                sent.clear()
+                sent.extend(merged)
+            return True
+
 
 _UNPACED = Slot(0.0)
+
+
+def _wait_for(windows: list[tuple[int, float, deque[Slot]]], now: float, cost: int) -> float:
+    """Seconds from ``now`` until ``cost`` more requests fit under every window (drops expired slots)."""
+    delay = 0.0
+    for limit, seconds, sent in windows:
+        while sent and sent[0].at <= now - seconds:
+            sent.popleft()
+        # A cost above the limit would never fit: let it through on an empty window.
+        over = len(sent) + min(cost, limit) - limit
+        if over > 0:
+            # Slots released late may be out of order: wait for the over-th earliest.
+            oldest = sorted(slot.at for slot in sent)[over - 1] if over > 1 else min(slot.at for slot in sent)
+            delay = max(delay, oldest + seconds - now)
+    return delay
 
 
 _shared: dict[tuple[str, float | None, float | None], RequestPacer] = {}

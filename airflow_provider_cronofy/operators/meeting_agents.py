@@ -12,10 +12,16 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cronofy._compat import BaseOperator
+from airflow_provider_cronofy._compat import BaseOperator, TaskDeferred, conf
 from airflow_provider_cronofy.exceptions import CronofyBulkError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
+from airflow_provider_cronofy.operators.deferral import (
+    DEFAULT_DEFER_AFTER,
+    carried_state,
+    check_deferral_args,
+    segmented_if_deferrable,
+)
 from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
 
 if TYPE_CHECKING:
@@ -94,6 +100,11 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
     :param dry_run: check the input and the connection (its settings and its API key) exactly as
         a real run would, log what would be sent, and send nothing; the return value is then
         ``{"would_cancel": [keys in input order, duplicates once]}``.
+    :param deferrable: free the worker slot while the run waits for the rate limit's next window
+        (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
+        See :mod:`airflow_provider_cronofy.operators.deferral`.
+    :param defer_after: seconds (a number above 0, default 10): a deferrable run defers when its
+        next allowed send is further away than this, and sends on in the worker otherwise.
 
     :return: (the XCom) ``{"cancelled": [...], "not_found": [...]}`` in input order; ``not_found``
         holds the keys Cronofy answered 404 for (already cancelled, or never scheduled).
@@ -114,19 +125,27 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
         cronofy_conn_id: str = DEFAULT_CONN_ID,
         max_concurrency: int | None = None,
         dry_run: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        defer_after: float = DEFAULT_DEFER_AFTER,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.scheduling_key = scheduling_key
         self.cronofy_conn_id = cronofy_conn_id
         self.max_concurrency = max_concurrency
+        self.deferrable = deferrable
+        self.defer_after = defer_after
         # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
         self.is_dry_run = dry_run
 
-    def execute(self, context: Any) -> dict[str, list[str]]:
-        """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``."""
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+        """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``.
+
+        ``resume`` is the state a deferred run carries (see :meth:`execute_complete`).
+        """
         dry_run = check_bool("dry_run", self.is_dry_run)
         check_max_concurrency(self.max_concurrency)
+        check_deferral_args(self.deferrable, self.defer_after)
         keys = normalise_items("scheduling_key", self.scheduling_key)
         if not keys and not dry_run:
             self.log.info("No scheduling keys given: nothing to cancel.")
@@ -143,7 +162,16 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
             try:
                 run_bulk(
                     keys,
-                    lambda items, on_result: hook.run_many(items, job, on_result),
+                    segmented_if_deferrable(
+                        self,
+                        lambda items, on_result: hook.run_many(items, job, on_result),
+                        hook,
+                        job,
+                        resume=resume,
+                        subject="scheduling_key",
+                        name="scheduling keys",
+                        result_values={"cancelled": True, "not_found": False},
+                    ),
                     outcome_of=lambda found: "cancelled" if found else "not_found",
                     noun="scheduling keys",
                     outcomes=("cancelled", "not_found"),
@@ -151,6 +179,8 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
                     redact=hook.redact,
                     results=results,
                 )
+            except TaskDeferred:  # a deferrable run waits for the rate limit's next window
+                raise
             except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
                 _keep_partial_results(context, results, error)
                 raise
@@ -164,6 +194,12 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
                     self.cronofy_conn_id,
                 )
             return results
+
+    def execute_complete(
+        self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
+        return self.execute(context, resume=carried_state(event, resume))
 
 
 class CancelIntegratedMeetingAgentOperator(BaseOperator):
@@ -188,6 +224,11 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         what refreshing one needs) exactly as a real run would, log what would be sent, and send
         nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
         in input order, duplicates once]}``.
+    :param deferrable: free the worker slot while the run waits for the rate limit's next window
+        (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
+        See :mod:`airflow_provider_cronofy.operators.deferral`.
+    :param defer_after: seconds (a number above 0, default 10): a deferrable run defers when its
+        next allowed send is further away than this, and sends on in the worker otherwise.
 
     :return: (the XCom) ``{"cancelled": [event ids]}`` in input order.
     :raises CronofyInputError: an argument is invalid (nothing is sent).
@@ -209,6 +250,8 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         max_concurrency: int | None = None,
         use_batch: bool = True,
         dry_run: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        defer_after: float = DEFAULT_DEFER_AFTER,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -220,13 +263,19 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         self.delete_event = delete_event
         self.cronofy_conn_id = cronofy_conn_id
         self.max_concurrency = max_concurrency
+        self.deferrable = deferrable
+        self.defer_after = defer_after
 
-    def execute(self, context: Any) -> dict[str, list[str]]:
-        """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``."""
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+        """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``.
+
+        ``resume`` is the state a deferred run carries (see :meth:`execute_complete`).
+        """
         delete_event = check_bool("delete_event", self.delete_event)
         use_batch = check_bool("use_batch", self.use_batch)
         dry_run = check_bool("dry_run", self.is_dry_run)
         check_max_concurrency(self.max_concurrency)
+        check_deferral_args(self.deferrable, self.defer_after)
         segment = calendar_path_segment(self.calendar_id)
         event_ids = normalise_items("event_id", self.event_id)
         if not event_ids and not dry_run:
@@ -246,7 +295,17 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
             try:
                 return run_bulk(
                     event_ids,
-                    lambda items, on_result: hook.run_many(items, job, on_result),
+                    segmented_if_deferrable(
+                        self,
+                        lambda items, on_result: hook.run_many(items, job, on_result),
+                        hook,
+                        job,
+                        resume=resume,
+                        # The outcomes carried belong to this calendar and this action too.
+                        subject=f"event_id of {calendar_id} delete_event={delete_event}",
+                        name="event ids",
+                        result_values={"cancelled": None},
+                    ),
                     outcome_of=lambda _: "cancelled",
                     noun=f"event(s) of calendar {calendar_id!r}",
                     outcomes=("cancelled",),
@@ -254,6 +313,14 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
                     redact=hook.redact,
                     results=results,
                 )
+            except TaskDeferred:  # a deferrable run waits for the rate limit's next window
+                raise
             except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
                 _keep_partial_results(context, results, error)
                 raise
+
+    def execute_complete(
+        self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
+        return self.execute(context, resume=carried_state(event, resume))

@@ -1,0 +1,1 @@
+"""Triggers: what a deferred task waits on in Airflow's triggerer (waiting only, no Cronofy request)."""
