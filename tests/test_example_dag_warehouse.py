@@ -17,7 +17,7 @@ from airflow_provider_cronofy.exceptions import CronofyBulkError
 from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
 from airflow_provider_cronofy.testing import CronofyEmulator
 from tests.conftest import EXAMPLE_DAGS
-from tests.test_example_dags import dag_bag, metadata_db  # noqa: F401 - metadata_db is a fixture
+from tests.test_example_dags import dag_bag
 
 DAG_ID = "cronofy_cancel_from_warehouse"
 SEED_SQL = Path(EXAMPLE_DAGS) / "data" / "meetings_warehouse.sql"
