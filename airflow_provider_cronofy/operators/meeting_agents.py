@@ -112,7 +112,7 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
     :raises CronofyBulkError: some keys failed after retries; every other key was attempted
         (unless a 401/402/403/423 stopped the run: then a ``CronofyFatalBulkError``), and the
         error lists each failure. What did succeed is in the error's ``results`` and in the XCom
-        ``partial_result``.
+        ``partial_result``; each failure (item, status, reason) is in the XCom ``failures``.
     """
 
     template_fields: Sequence[str] = ("scheduling_key", "cronofy_conn_id")
@@ -234,7 +234,8 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
     :raises CronofyInputError: an argument is invalid (nothing is sent).
     :raises CronofyBulkError: some events failed after retries; the error lists each one. A 404
         (the calendar is unknown or not accessible to the token), 401, 402, 403 or 423 stops the
-        run (a ``CronofyFatalBulkError``).
+        run (a ``CronofyFatalBulkError``). What did succeed is in the XCom ``partial_result``, each
+        failure (item, status, reason) in the XCom ``failures``.
     """
 
     template_fields: Sequence[str] = ("calendar_id", "event_id", "cronofy_conn_id")
