@@ -200,6 +200,9 @@ def test_host_accepted(set_connection, host, base):
         ("https://api.cronofy.com/v1", "/v1"),
         ("https://proxy.example.com/a/../b", "'..'"),
         ("https://proxy.example.com:99999", "not a valid URL"),
+        ("https://bad host.example.com", "white space"),
+        ("https://proxy.example.com/a\tb", "white space"),
+        ("https://proxy.example.com/\x00", "control character"),
     ],
 )
 def test_host_refused(set_connection, requests_mock, host, why):

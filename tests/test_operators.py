@@ -279,7 +279,10 @@ def test_all_not_found_warns(requests_mock, caplog, capsys):
 
 
 def test_malformed_url_stops_the_run(requests_mock, set_connection):
-    set_connection(host="https://bad host.example.com", rate_limit_per_second=0, rate_limit_per_minute=0)
+    # A host name requests cannot encode (a label over 63 characters once IDNA-encoded): every
+    # item would fail the same way, so the first stops the run.
+    host = "https://" + "\u00e9" * 70 + ".example.com"
+    set_connection(host=host, rate_limit_per_second=0, rate_limit_per_minute=0)
     with pytest.raises(CronofyBulkError) as info:
         scheduled(["a", "b", "c"], max_concurrency=1).execute({})
     assert info.value.not_attempted == ["b", "c"]

@@ -184,6 +184,10 @@ def parse_host(host: str, port: int | None) -> str:
         problem = f"its scheme must be https:// (not {parts.scheme}://)"
     elif not hostname:
         problem = "it has no host name"
+    elif any(ch.isspace() or not ch.isprintable() for ch in raw):
+        # Some urllib3 releases percent-encode a space in a host instead of refusing the URL:
+        # every request would then fail on its own, item by item, instead of the run stopping.
+        problem = "it holds white space or a control character"
     elif "@" in parts.netloc:
         problem = "it holds user info (credentials belong in the password field)"
     elif parts.query or parts.fragment or "?" in raw or "#" in raw:

@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop_requested = threading.Event()
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def on_stop_signal(signum: int, frame: FrameType | None) -> None:
         stop_requested.set()
 
     try:
@@ -180,7 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    # Ctrl-C and SIGTERM only set a flag: a KeyboardInterrupt raised wherever the main thread
+    # happens to be could leave a lock held and the shutdown below waiting on it.
+    previous = {sig: signal.signal(sig, on_stop_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         connection = emulator.airflow_connection_json(
             access_token=DEMO_ACCESS_TOKEN, refresh_token=DEMO_REFRESH_TOKEN
@@ -200,13 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        # Waiting in short slices keeps the main thread responsive to Ctrl-C.
+        # Waiting in short slices keeps the main thread responsive to the signals.
         while not stop_requested.wait(0.2):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         emulator.stop()
     return 0
 

@@ -98,7 +98,12 @@ def test_cli_serves_prints_a_connection_and_stops_cleanly(stop_signal):
         )
         assert token.status_code == 200
         proc.send_signal(stop_signal)
-        assert proc.wait(timeout=10) == 0
+        try:
+            returncode = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"the CLI did not stop on {stop_signal.name}; stderr:\n{proc.stderr.read()}")
+        assert returncode == 0
 
 
 def test_cli_refuses_a_non_loopback_host():
