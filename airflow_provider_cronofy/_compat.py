@@ -38,12 +38,12 @@ except ImportError:  # 2.11, 3.0, 3.1
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore
 
 try:  # 3.2+
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.sdk.exceptions import TaskDeferred  # type: ignore[attr-defined]
 except ImportError:  # 2.11, 3.0, 3.1
     from airflow.exceptions import TaskDeferred  # type: ignore
 
 try:  # 3.2+
-    from airflow.sdk.configuration import conf
+    from airflow.sdk.configuration import conf  # type: ignore[attr-defined]
 except ImportError:  # 2.11, 3.0, 3.1
     from airflow.configuration import conf  # type: ignore
 
@@ -52,23 +52,23 @@ try:  # 3.1+
 except ImportError:
     try:  # 3.0
         from airflow.sdk.execution_time.secrets_masker import mask_secret as _mask_secret  # type: ignore
-    except ImportError:  # 2.11
+    except ImportError:  # 2.11 without it
         from airflow.utils.log.secrets_masker import mask_secret as _mask_secret  # type: ignore
 
 
 def time_trigger_classes() -> tuple[type, type]:
     """Airflow's ``DateTimeTrigger`` and ``TriggerEvent``, for a trigger that only waits.
 
-    The standard provider's trigger on 3.x; on 2.11 the core one (the standard provider is not
-    among the 2.11 line's dependencies). Imported when a task defers (and in the triggerer), not
+    The standard provider's trigger where it is installed (always on 3.x); on 2.11 without it,
+    Airflow core's. Imported when a task defers (and in the triggerer), not
     when a DAG file is parsed: ``airflow.triggers.base`` costs about 45 ms.
     """
     from airflow.triggers.base import TriggerEvent
 
-    try:  # 3.0+ (apache-airflow-providers-standard)
+    try:  # apache-airflow-providers-standard: 3.x, and 2.11 where installed
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-    except ImportError:  # 2.11
-        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore[no-redef]
+    except ImportError:  # 2.11 without it
+        from airflow.triggers.temporal import DateTimeTrigger  # type: ignore
 
     return DateTimeTrigger, TriggerEvent
 
