@@ -22,7 +22,7 @@ from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, DATA_CENTERS
 from tests.lines import LINE
 
 TOKENS = ("access_token", "refresh_token")
-WHOLE_NUMBERS = ("max_retries", "rate_limit_per_second", "rate_limit_per_minute")
+WHOLE_NUMBERS = ("max_retries", "max_concurrency", "rate_limit_per_second", "rate_limit_per_minute")
 PLACEHOLDERS = UI_FIELD_BEHAVIOUR["placeholders"]
 RELABELING = UI_FIELD_BEHAVIOUR["relabeling"]
 
