@@ -12,13 +12,25 @@ from contextlib import contextmanager
 from typing import Any
 
 from airflow_provider_cronofy.testing.emulator import (
+    BATCH_MAX_ENTRIES,
     DEFAULT_ACCOUNT_ID,
     DEFAULT_SCOPES,
     CronofyEmulator,
+    Latency,
+    RecordedBatchEntry,
     RecordedRequest,
 )
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_SCOPES", "CronofyEmulator", "RecordedRequest", "running_emulator"]
+__all__ = [
+    "BATCH_MAX_ENTRIES",
+    "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_SCOPES",
+    "CronofyEmulator",
+    "Latency",
+    "RecordedBatchEntry",
+    "RecordedRequest",
+    "running_emulator",
+]
 
 
 @contextmanager

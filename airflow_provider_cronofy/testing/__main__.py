@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import random
 import shlex
 import signal
 import ssl
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from airflow_provider_cronofy.testing.emulator import CronofyEmulator
+from airflow_provider_cronofy.testing.emulator import CronofyEmulator, Latency
 
 DEMO_ACCESS_TOKEN = "emulator-access-token"
 DEMO_REFRESH_TOKEN = "emulator-refresh-token"
@@ -37,6 +38,23 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return value
+
+
+def parse_latency(text: str) -> Latency:
+    """``"0.15"`` (fixed seconds) or ``"0.1:0.2"`` (drawn uniformly between the two, per request)."""
+    low_text, colon, high_text = text.partition(":")
+    try:
+        low = float(low_text)
+        high = float(high_text) if colon else low
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not seconds (e.g. 0.15) or a range MIN:MAX (e.g. 0.1:0.2)"
+        ) from None
+    if not (0 <= low <= high < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be finite, >= 0, and MIN <= MAX")
+    if low == high:
+        return low
+    return lambda: random.uniform(low, high)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rate-limit-per-minute", type=_non_negative, default=500, help="0 = off (default 500)"
+    )
+    parser.add_argument(
+        "--latency",
+        type=parse_latency,
+        default=0.0,
+        metavar="SECONDS|MIN:MAX",
+        help="seconds added to every answer, fixed or drawn uniformly from MIN:MAX (default 0)",
+    )
+    parser.add_argument(
+        "--batch-rate-cost",
+        choices=("request", "entries"),
+        default="request",
+        help="a POST /v1/batch counts as one request against the rate limits, or one per entry "
+        "(default request)",
     )
     parser.add_argument(
         "--rotate-refresh-tokens", action="store_true", help="issue a new refresh token on every refresh"
@@ -128,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown_scheduling_key_status=args.unknown_key_status,
         verbose=args.verbose,
         ssl_context=tls_context,
+        latency=args.latency,
+        batch_rate_cost=args.batch_rate_cost,
     )
     emulator.rotate_refresh_tokens = args.rotate_refresh_tokens
     emulator.add_access_token(DEMO_ACCESS_TOKEN)

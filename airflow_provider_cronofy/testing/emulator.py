@@ -11,6 +11,12 @@ Choices where Cronofy's behaviour is unconfirmed (see the provider README):
 * An upsert of an existing event accepts a partial body (``event_id`` plus the fields to change).
 * A 429 from the rate limiter carries no ``Retry-After``.
 * A non-empty request body whose ``Content-Type`` is not ``application/json`` gets 415.
+* ``POST /v1/batch`` (see :meth:`CronofyEmulator._batch`): an entry that is not an event upsert or
+  delete answers 422 on ``relative_url``; an entry's injected 429/5xx is ``{"status": 429, "data":
+  {"errors": ...}}`` like any other entry; ``batch_rate_cost`` decides whether a batch counts as
+  one request or one per entry against the rate limits.
+* ``latency`` is added after Cronofy has handled the request (state and rate limiter see it on
+  arrival) and before the answer leaves.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import fnmatch
 import hmac
 import http
 import json
+import math
 import random
 import secrets
 import socket
@@ -31,12 +38,19 @@ import time
 import traceback
 import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "DEFAULT_SCOPES", "CronofyEmulator", "RecordedRequest"]
+Latency = float | Callable[[], float]
+"""Seconds added to every answer: a fixed number, or a zero-argument callable drawing one per request."""
+
+BATCH_MAX_ENTRIES = 50
+"""Most requests one ``POST /v1/batch`` may carry, as Cronofy documents."""
+
+BATCH_RATE_COSTS = ("request", "entries")
 
 DEFAULT_SCOPES: tuple[str, ...] = ("read_events", "create_event", "delete_event")
 """Scopes given to access and refresh tokens registered without explicit scopes."""
@@ -53,6 +67,20 @@ _HANDSHAKE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
+class RecordedBatchEntry:
+    """One entry of a ``POST /v1/batch`` as the emulator handled it.
+
+    ``method`` and ``relative_url`` as sent, ``data`` the entry's body (``None`` when absent),
+    ``status`` the entry's answer in the 207 (an injected entry fault included).
+    """
+
+    method: str
+    relative_url: str
+    data: object | None
+    status: int
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
     """One HTTP request the emulator received, as received.
 
@@ -61,7 +89,8 @@ class RecordedRequest:
     ``status`` is the status answered, or ``None`` when the connection was dropped (or the request
     is still being answered). ``connection_id`` numbers the accepted TCP connections from 1, so two
     requests with the same id travelled on one keep-alive connection. ``time`` is
-    ``time.monotonic()`` at arrival.
+    ``time.monotonic()`` at arrival. ``batch_entries`` holds, for a ``POST /v1/batch`` answered
+    207, every entry as handled, in order (empty for any other request).
     """
 
     method: str
@@ -72,6 +101,7 @@ class RecordedRequest:
     status: int | None
     connection_id: int
     time: float
+    batch_entries: tuple[RecordedBatchEntry, ...] = ()
 
 
 @dataclass
@@ -86,6 +116,7 @@ class _Record:
     connection_id: int
     time: float
     status: int | None = None
+    batch_entries: tuple[RecordedBatchEntry, ...] = ()
 
     def freeze(self) -> RecordedRequest:
         return RecordedRequest(
@@ -97,6 +128,7 @@ class _Record:
             status=self.status,
             connection_id=self.connection_id,
             time=self.time,
+            batch_entries=self.batch_entries,
         )
 
 
@@ -106,6 +138,7 @@ class _Response:
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    batch_entries: tuple[RecordedBatchEntry, ...] = ()
 
 
 @dataclass
@@ -154,6 +187,11 @@ class _RandomFaults:
     p_delay: float
     delay_seconds: float
     paths: tuple[str, ...] | None
+    # Batch entries draw from a stream of their own, so that turning entry faults on does not
+    # change which requests the request-level faults hit.
+    entry_rng: random.Random
+    p_entry_503: float
+    p_entry_429: float
 
 
 @dataclass
@@ -192,6 +230,10 @@ def _error(status: int, field_name: str, key: str, description: str) -> _Respons
 
 def _invalid(description: str) -> list[dict[str, str]]:
     return [{"key": "errors.invalid", "description": description}]
+
+
+def _internal_error() -> _Response:
+    return _error(500, "base", "errors.internal", "emulator error")
 
 
 def _default_error_body(status: int) -> bytes:
@@ -237,7 +279,7 @@ class CronofyEmulator:
     """A Cronofy API server on the loopback interface, for tests and local demos.
 
     It answers the calls the provider makes (cancel / schedule a Meeting Agent, upsert / delete an
-    event, userinfo, refresh an access token), checks credentials and scopes like Cronofy does,
+    event, alone or in a ``POST /v1/batch``, userinfo, refresh an access token), checks credentials and scopes like Cronofy does,
     rate-limits like Cronofy's default application limits, and can be scripted to fail, stall or
     drop connections. Every request is recorded for inspection.
 
@@ -264,6 +306,8 @@ class CronofyEmulator:
         access_token_lifetime: int = 3600,
         verbose: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        latency: Latency = 0.0,
+        batch_rate_cost: str = "request",
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`.
 
@@ -278,6 +322,10 @@ class CronofyEmulator:
         serve HTTPS: :attr:`url` starts with ``https://``. Each connection's handshake runs in that
         connection's own thread; a connection counts in :attr:`connections_opened` once its
         handshake is done, and a failed one in :attr:`tls_handshake_failures` instead.
+
+        ``latency`` (see :attr:`latency`) is added to every answer. ``batch_rate_cost`` is how a
+        ``POST /v1/batch`` counts against the rate limits: ``"request"`` (one, the default) or
+        ``"entries"`` (one per entry; a batch that does not fit answers 429 as a whole).
         """
         if unknown_scheduling_key_status not in (202, 404):
             raise ValueError("unknown_scheduling_key_status must be 202 or 404")
@@ -286,6 +334,8 @@ class CronofyEmulator:
                 raise ValueError(f"rate_limit_{name} must be >= 0 or None")
         if access_token_lifetime < 0:
             raise ValueError("access_token_lifetime must be >= 0")
+        _check_batch_rate_cost(batch_rate_cost)
+        _check_latency(latency)
         if ssl_context is not None:
             if not isinstance(ssl_context, ssl.SSLContext):
                 raise TypeError("ssl_context must be an ssl.SSLContext")
@@ -305,6 +355,8 @@ class CronofyEmulator:
         self.ssl_context = ssl_context
         self.rotate_refresh_tokens = False
         """When True, every refresh grant returns a new refresh token and invalidates the old one."""
+        self._latency: Latency = latency
+        self._batch_rate_cost = batch_rate_cost
 
         # One lock around all state: handler threads and the test thread both touch it.
         self._lock = threading.Lock()
@@ -322,6 +374,12 @@ class CronofyEmulator:
         self._scripted: list[_ScriptedFault] = []
         self._random: _RandomFaults | None = None
         self._fault_counts: dict[str, int] = dict.fromkeys(("503", "429", "drop", "delay", "rate_limited"), 0)
+        self._scripted_entries: list[_ScriptedFault] = []
+        self._event_writes: dict[tuple[str, str], int] = {}
+        self._status_counts: dict[int, int] = {}
+        self._requests_received = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
         self._admitted: deque[float] = deque()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -414,6 +472,36 @@ class CronofyEmulator:
     def airflow_connection_json(self, **kwargs: Any) -> str:
         """Return :meth:`airflow_connection` as JSON, ready for an ``AIRFLOW_CONN_*`` variable."""
         return json.dumps(self.airflow_connection(**kwargs))
+
+    # ----------------------------------------------------------------- run-time settings
+
+    @property
+    def latency(self) -> Latency:
+        """Seconds added to every answer (faults and errors included): a number, or a callable
+        drawing one per request, e.g. ``lambda: random.uniform(0.1, 0.2)``. Settable at any time;
+        requests already waiting keep the latency they drew.
+
+        Cronofy sees the request at once (state changes, rate limiter); the answer leaves the
+        latency later, and the wait holds no lock, so concurrent requests overlap. A draw that is
+        not a finite number >= 0 makes that request answer 500 (with a traceback on stderr).
+        """
+        return self._latency
+
+    @latency.setter
+    def latency(self, value: Latency) -> None:
+        _check_latency(value)
+        self._latency = value
+
+    @property
+    def batch_rate_cost(self) -> str:
+        """How a ``POST /v1/batch`` counts against the rate limits: ``"request"`` (one) or
+        ``"entries"`` (one per entry). Settable at any time."""
+        return self._batch_rate_cost
+
+    @batch_rate_cost.setter
+    def batch_rate_cost(self, value: str) -> None:
+        _check_batch_rate_cost(value)
+        self._batch_rate_cost = value
 
     # ----------------------------------------------------------------- state set-up
 
@@ -543,6 +631,41 @@ class CronofyEmulator:
         with self._lock:
             return dict(self._fault_counts)
 
+    @property
+    def event_writes(self) -> dict[tuple[str, str], int]:
+        """Upserts and deletes answered 202, by ``(calendar_id, event_id)``, whether sent on their
+        own or inside a batch: how many times each event was changed (a delete of an unknown
+        event id counts too, as Cronofy answers it 202)."""
+        with self._lock:
+            return dict(self._event_writes)
+
+    @property
+    def requests_received(self) -> int:
+        """Number of HTTP requests received since start (a batch counts as one), kept across
+        :meth:`reset_requests`."""
+        with self._lock:
+            return self._requests_received
+
+    @property
+    def status_counts(self) -> dict[int, int]:
+        """Answers sent so far by HTTP status (a batch's 207 counts once; its entries' statuses are
+        in :attr:`requests`), e.g. ``status_counts.get(429, 0)``: every 429 sent, rate limiter and
+        injected faults together. Kept across :meth:`reset_requests`."""
+        with self._lock:
+            return dict(self._status_counts)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet answered (or dropped), at this moment."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests ever in flight at once: how much overlap concurrent clients got."""
+        with self._lock:
+            return self._max_in_flight
+
     def reset_requests(self) -> None:
         """Forget the recorded requests (connection and fault counters are kept)."""
         with self._lock:
@@ -595,10 +718,23 @@ class CronofyEmulator:
         """Close the connection without any response for the next ``count`` matching requests."""
         self._script(_ScriptedFault("drop", count, method, path))
 
+    def fail_next_batch_entries(self, count: int, status: int = 503) -> None:
+        """Answer the next ``count`` batch entries (in any ``POST /v1/batch``, in order) with
+        ``status`` and a JSON error body, ``{"status": status, "data": {"errors": ...}}``, instead
+        of handling them; the batch itself still answers 207."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status (400-599), got {status!r}")
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        if count:
+            with self._lock:
+                self._scripted_entries.append(_ScriptedFault("fail", count, None, None, status=status))
+
     def clear_faults(self) -> None:
-        """Cancel scripted faults not yet used and turn random faults off."""
+        """Cancel scripted faults not yet used (batch-entry ones too) and turn random faults off."""
         with self._lock:
             self._scripted = []
+            self._scripted_entries = []
             self._random = None
 
     def set_random_faults(
@@ -613,6 +749,8 @@ class CronofyEmulator:
         p_delay: float = 0,
         delay_seconds: float = 0.0,
         paths: tuple[str, ...] | None = None,
+        p_entry_503: float = 0,
+        p_entry_429: float = 0,
     ) -> None:
         """Inject faults at random with a ``random.Random(seed)``: the same seed and the same
         sequence of requests give the same faults.
@@ -620,17 +758,23 @@ class CronofyEmulator:
         Each matching request (``paths``: globs as in :meth:`fail_next`; ``None`` = all) is dropped
         with probability ``p_drop``, answered 503 with ``p_503``, 429 with ``p_429`` (a share
         ``p_429_retry_after`` of them with ``Retry-After: retry_after_seconds``) or delayed
-        ``delay_seconds`` with ``p_delay``. Scripted faults take precedence. All probabilities 0
-        turns random faults off. Deterministic only for requests sent one at a time.
+        ``delay_seconds`` with ``p_delay``. Each entry of a batch that got through (whatever
+        ``paths``) answers 503 with probability ``p_entry_503`` or 429 with ``p_entry_429``, drawn
+        from a stream of its own. Scripted faults take precedence. All probabilities 0 turns
+        random faults off. Deterministic only for requests sent one at a time.
         """
         probabilities = {"p_503": p_503, "p_429": p_429, "p_drop": p_drop, "p_delay": p_delay}
-        for name, value in {**probabilities, "p_429_retry_after": p_429_retry_after}.items():
+        entry_probabilities = {"p_entry_503": p_entry_503, "p_entry_429": p_entry_429}
+        every = {**probabilities, **entry_probabilities, "p_429_retry_after": p_429_retry_after}
+        for name, value in every.items():
             if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
+                raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
         if sum(probabilities.values()) > 1:
             raise ValueError("p_503 + p_429 + p_drop + p_delay must not exceed 1")
+        if sum(entry_probabilities.values()) > 1:
+            raise ValueError("p_entry_503 + p_entry_429 must not exceed 1")
         with self._lock:
-            if not any(probabilities.values()):
+            if not any(probabilities.values()) and not any(entry_probabilities.values()):
                 self._random = None
                 return
             self._random = _RandomFaults(
@@ -643,6 +787,9 @@ class CronofyEmulator:
                 p_delay=p_delay,
                 delay_seconds=delay_seconds,
                 paths=tuple(paths) if paths is not None else None,
+                entry_rng=random.Random(f"{seed}/batch-entries"),
+                p_entry_503=p_entry_503,
+                p_entry_429=p_entry_429,
             )
 
     def _script(self, fault: _ScriptedFault) -> None:
@@ -684,11 +831,32 @@ class CronofyEmulator:
         )
         with self._lock:
             self._records.append(record)
+            self._requests_received += 1
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
         return record
 
-    def _finish(self, record: _Record, status: int | None) -> None:
+    def _finish(self, record: _Record, response: _Response | None) -> None:
+        # The request stays in flight until _request_done: its answer is still to be written.
         with self._lock:
-            record.status = status
+            if response is not None:
+                record.status = response.status
+                record.batch_entries = response.batch_entries
+                self._status_counts[response.status] = self._status_counts.get(response.status, 0) + 1
+
+    def _request_done(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _draw_latency(self) -> float:
+        # Called without the lock: a callable may be slow, or wait on something of the test's.
+        latency = self._latency
+        seconds = latency() if callable(latency) else latency
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise ValueError(f"latency must be a finite number of seconds >= 0, got {seconds!r}")
+        if seconds < 0:
+            raise ValueError(f"latency must be a finite number of seconds >= 0, got {seconds!r}")
+        return float(seconds)
 
     def _decide_fault(self, method: str, path: str) -> _Decision:
         with self._lock:
@@ -737,25 +905,37 @@ class CronofyEmulator:
         return _Decision(fault.kind, seconds=fault.seconds)
 
     def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Response:
+        cost = self._rate_cost(method, path, body)
         with self._lock:
             now = time.monotonic()
-            if self._rate_limited(now):
+            if self._rate_limited(now, cost):
                 self._fault_counts["rate_limited"] += 1
                 return _error(429, "base", "errors.rate_limited", "Too Many Requests")
-            self._admitted.append(now)
+            self._admitted.extend([now] * cost)
             try:
                 return self._route(method, path, headers, body, now)
             except _Reject as reject:
                 return reject.response
 
-    def _rate_limited(self, now: float) -> bool:
+    def _rate_cost(self, method: str, path: str, body: bytes) -> int:
+        # With batch_rate_cost="entries" a well-formed batch weighs its number of entries; anything
+        # else (a malformed batch included) weighs one request.
+        if self._batch_rate_cost != "entries" or method != "POST" or path.partition("?")[0] != "/v1/batch":
+            return 1
+        data = _parse_json_lenient(body)
+        entries = data.get("batch") if isinstance(data, dict) else None
+        if isinstance(entries, list) and 1 <= len(entries) <= BATCH_MAX_ENTRIES:
+            return len(entries)
+        return 1
+
+    def _rate_limited(self, now: float, cost: int) -> bool:
         per_second = self.rate_limit_per_second or 0
         per_minute = self.rate_limit_per_minute or 0
         window = self._admitted
         horizon = 60.0 if per_minute else 1.0
         while window and window[0] <= now - horizon:
             window.popleft()
-        if per_minute and len(window) >= per_minute:
+        if per_minute and len(window) + cost > per_minute:
             return True
         if per_second:
             recent = 0
@@ -763,7 +943,7 @@ class CronofyEmulator:
                 if admitted_at <= now - 1.0:
                     break
                 recent += 1
-            if recent >= per_second:
+            if recent + cost > per_second:
                 return True
         return False
 
@@ -779,20 +959,81 @@ class CronofyEmulator:
             return self._userinfo(headers, now)
         if bare == "/oauth/token" and method == "POST":
             return self._token(headers, body, now)
-        # Split before decoding: "cal%2Fx" is one segment naming the calendar "cal/x".
-        segments = bare.split("/")
-        if (
-            len(segments) == 5
-            and segments[:3] == ["", "v1", "calendars"]
-            and segments[3]
-            and segments[4] == "events"
-            and method in ("POST", "DELETE")
-        ):
-            calendar_id = urllib.parse.unquote(segments[3])
-            if method == "POST":
-                return self._upsert_event(calendar_id, headers, body, now)
-            return self._delete_event(calendar_id, headers, body, now)
+        if bare == "/v1/batch" and method == "POST":
+            return self._batch(headers, body, now)
+        calendar_id = _events_calendar(bare)
+        if calendar_id is not None and method in ("POST", "DELETE"):
+            return self._event_call(method, calendar_id, headers, body, now)
         return _error(404, "base", "errors.not_found", "not found")
+
+    def _event_call(
+        self, method: str, calendar_id: str, headers: dict[str, str], body: bytes, now: float
+    ) -> _Response:
+        if method == "POST":
+            return self._upsert_event(calendar_id, headers, body, now)
+        return self._delete_event(calendar_id, headers, body, now)
+
+    def _batch(self, headers: dict[str, str], body: bytes, now: float) -> _Response:
+        # The whole batch needs a valid access token; each entry is then handled as the same
+        # request on its own would be (scope, calendar ownership, field errors), in order.
+        self._require_access_token(headers, now)
+        entries = _batch_entries(self._json_body(headers, body))
+        entry_headers = {
+            "authorization": headers.get("authorization", ""),
+            "content-type": "application/json",
+        }
+        answers: list[dict[str, object]] = []
+        recorded: list[RecordedBatchEntry] = []
+        for entry in entries:
+            response = self._entry_fault() or self._batch_entry(entry, entry_headers, now)
+            answer: dict[str, object] = {"status": response.status}
+            if response.body:
+                answer["data"] = json.loads(response.body)
+            answers.append(answer)
+            recorded.append(
+                RecordedBatchEntry(entry["method"], entry["relative_url"], entry.get("data"), response.status)
+            )
+        result = _json_response(207, {"batch": answers})
+        result.batch_entries = tuple(recorded)
+        return result
+
+    def _batch_entry(self, entry: dict[str, Any], headers: dict[str, str], now: float) -> _Response:
+        method = entry["method"].upper()
+        calendar_id = _events_calendar(entry["relative_url"].partition("?")[0])
+        if calendar_id is None or method not in ("POST", "DELETE"):
+            return _error(
+                422,
+                "relative_url",
+                "errors.not_batchable",
+                "only POST and DELETE /v1/calendars/{calendar_id}/events can be batched",
+            )
+        data = entry.get("data")
+        body = b"" if data is None else json.dumps(data).encode()
+        try:
+            return self._event_call(method, calendar_id, headers, body, now)
+        except _Reject as reject:
+            return reject.response
+
+    def _entry_fault(self) -> _Response | None:
+        status: int | None = None
+        for fault in self._scripted_entries:
+            if fault.remaining > 0:
+                fault.remaining -= 1
+                status = fault.status
+                break
+        self._scripted_entries = [f for f in self._scripted_entries if f.remaining > 0]
+        faults = self._random
+        if status is None and faults is not None and (faults.p_entry_503 or faults.p_entry_429):
+            draw = faults.entry_rng.random()
+            if draw < faults.p_entry_503:
+                status = 503
+            elif draw < faults.p_entry_503 + faults.p_entry_429:
+                status = 429
+        if status is None:
+            return None
+        key = f"entry_{status}"
+        self._fault_counts[key] = self._fault_counts.get(key, 0) + 1
+        return _Response(status, _default_error_body(status), _JSON)
 
     def _bearer(self, headers: dict[str, str]) -> str | None:
         scheme, _, credential = headers.get("authorization", "").partition(" ")
@@ -930,6 +1171,7 @@ class CronofyEmulator:
         if existing is None or existing["deleted"]:
             existing = {"meeting_agent": None}
             self._events[(calendar_id, event_id)] = existing
+        self._count_write(calendar_id, event_id)
         existing["deleted"] = False
         for name, value in data.items():
             if name not in ("event_id", "meeting_agent", "deleted"):
@@ -948,11 +1190,16 @@ class CronofyEmulator:
         if event_id is None:
             return _errors(422, errors)
         event = self._events.get((calendar_id, event_id))
+        self._count_write(calendar_id, event_id)
         # Unknown ids get 202 too: deleting is idempotent at Cronofy.
         if event is not None:
             event["deleted"] = True
             event["meeting_agent"] = None
         return _Response(202)
+
+    def _count_write(self, calendar_id: str, event_id: str) -> None:
+        key = (calendar_id, event_id)
+        self._event_writes[key] = self._event_writes.get(key, 0) + 1
 
     def _userinfo(self, headers: dict[str, str], now: float) -> _Response:
         token = self._require_access_token(headers, now)
@@ -1035,6 +1282,68 @@ def _random_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _events_calendar(bare_path: str) -> str | None:
+    """The calendar id of ``/v1/calendars/{calendar_id}/events``, or ``None`` for another path."""
+    # Split before decoding: "cal%2Fx" is one segment naming the calendar "cal/x".
+    segments = bare_path.split("/")
+    if (
+        len(segments) == 5
+        and segments[:3] == ["", "v1", "calendars"]
+        and segments[3]
+        and segments[4] == "events"
+    ):
+        return urllib.parse.unquote(segments[3])
+    return None
+
+
+def _batch_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a batch body, or raise ``_Reject`` (422) naming what is malformed."""
+    entries = data.get("batch")
+    errors: dict[str, list[dict[str, str]]] = {}
+    if entries is None:
+        errors["batch"] = _REQUIRED
+    elif not isinstance(entries, list):
+        errors["batch"] = _invalid("must be a list of requests")
+    elif not 1 <= len(entries) <= BATCH_MAX_ENTRIES:
+        errors["batch"] = _invalid(f"must hold 1 to {BATCH_MAX_ENTRIES} requests, got {len(entries)}")
+    else:
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                errors[f"batch.{index}"] = _invalid("must be an object with method, relative_url and data")
+                continue
+            for name in ("method", "relative_url"):
+                if not isinstance(entry.get(name), str) or not entry[name]:
+                    errors[f"batch.{index}.{name}"] = (
+                        _REQUIRED if entry.get(name) in (None, "") else _invalid("must be a string")
+                    )
+            if "data" in entry and not isinstance(entry["data"], dict):
+                errors[f"batch.{index}.data"] = _invalid("must be an object")
+    if errors:
+        raise _Reject(_errors(422, errors))
+    return cast(list[dict[str, Any]], entries)
+
+
+def _check_latency(value: object) -> None:
+    if callable(value):
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(
+            f"latency must be a finite number of seconds >= 0 or a callable returning one, got {value!r}"
+        )
+
+
+def _check_batch_rate_cost(value: object) -> None:
+    if value not in BATCH_RATE_COSTS:
+        raise ValueError(
+            f"batch_rate_cost must be one of {', '.join(map(repr, BATCH_RATE_COSTS))}, got {value!r}"
+        )
+
+
 class _BodyError(Exception):
     def __init__(self, status: int, description: str) -> None:
         super().__init__(description)
@@ -1044,6 +1353,9 @@ class _BodyError(Exception):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A burst of clients connecting at once (a concurrent engine's pool) must not overflow the
+    # listen backlog (socketserver's default is 5); the kernel caps it at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(
         self, address: tuple[str, int], emulator: CronofyEmulator, tls_context: ssl.SSLContext | None
@@ -1148,12 +1460,22 @@ class _Handler(BaseHTTPRequestHandler):
             # The rest of the stream cannot be trusted to start a new request.
             self.close_connection = True
             record = emulator._begin(self.command, self.path, headers, b"", self.connection_id)
-            emulator._finish(record, exc.status)
-            self._send(_error(exc.status, "body", "errors.invalid", exc.description))
+            try:
+                self._respond(record, _error(exc.status, "body", "errors.invalid", exc.description))
+            finally:
+                emulator._request_done()
             return
         record = emulator._begin(self.command, self.path, headers, body, self.connection_id)
+        try:
+            self._serve(record, headers, body)
+        finally:
+            emulator._request_done()
+
+    def _serve(self, record: _Record, headers: dict[str, str], body: bytes) -> None:
+        emulator = self.emulator
         decision = emulator._decide_fault(self.command, self.path)
         if decision.kind == "drop":
+            self._wait_latency()
             self.close_connection = True
             return
         if decision.kind == "fail" and decision.response is not None:
@@ -1167,12 +1489,28 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             # A bug here must not look like a dropped connection to the client under test.
             traceback.print_exc(file=sys.stderr)
-            response = _error(500, "base", "errors.internal", "emulator error")
+            response = _internal_error()
         self._respond(record, response)
 
+    def _wait_latency(self) -> bool:
+        """Sleep the emulator's latency (no lock held); False when a draw failed or stop() cut it short."""
+        try:
+            seconds = self.emulator._draw_latency()
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            return False
+        if seconds and self.emulator._stopping.wait(seconds):
+            self.close_connection = True
+            return False
+        return True
+
     def _respond(self, record: _Record, response: _Response) -> None:
+        if not self._wait_latency():
+            if self.emulator._stopping.is_set():  # no answer at all
+                return
+            response = _internal_error()
         # Record the status before the client can see the answer and inspect the emulator.
-        self.emulator._finish(record, response.status)
+        self.emulator._finish(record, response)
         self._send(response)
 
     def _read_body(self) -> bytes:

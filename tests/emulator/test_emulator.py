@@ -13,80 +13,27 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
 from airflow_provider_cronofy.testing import CronofyEmulator, RecordedRequest, running_emulator
+from tests.emulator._support import (
+    OTHER_TOKEN,
+    REFRESH,
+    REPO_ROOT,
+    TIMEOUT,
+    TOKEN,
+    api_key,
+    bearer,
+    cancel,
+    delete_event,
+    error_keys,
+    refresh,
+    upsert,
+)
 
 pytest_plugins = ["airflow_provider_cronofy.testing.pytest_plugin"]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "tok_alice"
-OTHER_TOKEN = "tok_bob"
-REFRESH = "rt_alice"
-TIMEOUT = 5
-
-
-@pytest.fixture
-def emu(cronofy_emulator: CronofyEmulator) -> CronofyEmulator:
-    cronofy_emulator.add_access_token(TOKEN, account_id="acc_alice")
-    cronofy_emulator.add_access_token(OTHER_TOKEN, account_id="acc_bob")
-    cronofy_emulator.add_calendar("cal_1", access_token=TOKEN)
-    cronofy_emulator.add_calendar("cal_bob", access_token=OTHER_TOKEN)
-    return cronofy_emulator
-
-
-@pytest.fixture
-def session():
-    with requests.Session() as s:
-        yield s
-
-
-def api_key(emu: CronofyEmulator) -> dict[str, str]:
-    return {"Authorization": f"Bearer {emu.api_key}"}
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def cancel(session, emu, key, headers=None):
-    return session.delete(
-        f"{emu.url}/v1/meeting_agents",
-        json={"scheduling_key": key},
-        headers=api_key(emu) if headers is None else headers,
-        timeout=TIMEOUT,
-    )
-
-
-def upsert(session, emu, body, calendar="cal_1", token=TOKEN):
-    return session.post(
-        f"{emu.url}/v1/calendars/{calendar}/events", json=body, headers=bearer(token), timeout=TIMEOUT
-    )
-
-
-def delete_event(session, emu, body, calendar="cal_1", token=TOKEN):
-    return session.delete(
-        f"{emu.url}/v1/calendars/{calendar}/events", json=body, headers=bearer(token), timeout=TIMEOUT
-    )
-
-
-def refresh(session, emu, refresh_token=REFRESH, **overrides):
-    body = {
-        "client_id": emu.client_id,
-        "client_secret": emu.api_key,
-        "grant_type": "refresh_token",
-        "refresh_token": refresh_token,
-        **overrides,
-    }
-    return session.post(f"{emu.url}/oauth/token", json=body, timeout=TIMEOUT)
-
-
-def error_keys(response) -> dict[str, str]:
-    return {name: details[0]["key"] for name, details in response.json()["errors"].items()}
-
 
 # ---------------------------------------------------------------- lifecycle and helpers
 
