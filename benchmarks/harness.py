@@ -39,22 +39,49 @@ class Plan:
     pacing_runs: int
     import_runs: int
     memory_keys: tuple[int, ...]
+    latencies: tuple[float, ...]
+    """Seconds the emulator adds to every answer, one latency run each."""
+    latency_keys: int
+    latency_events: int
+    latency_runs: int
+    baseline_latencies: tuple[float, ...]
+    """Latencies at which the one-request-in-flight baseline also runs (slow: 45 s and more)."""
+    fault_keys: int
+    fault_runs: int
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    if args.quick:
-        runs = args.runs or 1
-        plan = Plan(runs, runs, 500, 250, 20, 20, 1, 300, runs, max(runs, 2), (1_000, 10_000))
-    else:
-        # The floor and the provider are cheap to repeat and their ratio has the tightest goal:
-        # they get the most runs; the slower generic routes and the pacing runs (5 s each) fewer.
-        runs = args.runs or 5
-        few = min(runs, 3)
-        plan = Plan(runs, few, 2_000, 1_000, 100, 200, 1, 600, few, max(runs, 5), (10_000, 100_000))
+    quick = args.quick
+    runs = args.runs or (1 if quick else 5)
+    # The floor and the provider are cheap to repeat and their ratio has the tightest goal: they
+    # get the most runs; the slower generic routes and the pacing and latency runs (5 s each) fewer.
+    few = runs if quick else min(runs, 3)
+    plan = Plan(
+        runs=runs,
+        generic_runs=few,
+        throughput_keys=500 if quick else 2_000,
+        tls_keys=250 if quick else 1_000,
+        warmup_keys=20 if quick else 100,
+        mapping_keys=20 if quick else 200,
+        mapping_runs=1,
+        pacing_keys=300 if quick else 600,
+        pacing_runs=few,
+        import_runs=max(runs, 2 if quick else 5),
+        memory_keys=(1_000, 10_000) if quick else (10_000, 100_000),
+        latencies=(0.15,) if quick else (0.0, 0.05, 0.15, 0.3),
+        latency_keys=300,
+        latency_events=600,
+        latency_runs=few,
+        baseline_latencies=() if quick else (0.15,),
+        fault_keys=300,
+        fault_runs=few,
+    )
     if args.mapping_keys:
         plan.mapping_keys = args.mapping_keys
     if args.mapping_runs:
         plan.mapping_runs = args.mapping_runs
+    if args.baseline_latencies is not None:
+        plan.baseline_latencies = args.baseline_latencies
     return plan
 
 

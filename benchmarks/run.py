@@ -14,6 +14,9 @@
                 (``-X importtime``)
 5. memory       (bench_memory.py) peak RSS of one task cancelling 10,000 and 100,000 keys, above a
                 baseline process
+6. latency      (bench_latency.py) scheduled keys and integrated events with 0, 50, 150 and 300 ms
+                per answer at Cronofy's default limits, against the rate-limit ideal
+7. faults       (bench_faults.py) 300 keys at 150 ms with ~18 % faults, against no faults
 
 Every server is the emulator (``airflow_provider_cronofy.testing``) on 127.0.0.1, in a process of
 its own so that its CPU use is not charged to the client. Tables show medians over ``--runs``
@@ -40,7 +43,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # Sibling modules, not a package. noqa: E402 - after the sys.path line above.
+import bench_faults  # noqa: E402
 import bench_import  # noqa: E402
+import bench_latency  # noqa: E402
 import bench_mapping  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_pacing  # noqa: E402
@@ -64,6 +69,8 @@ MODULES: tuple[ModuleType, ...] = (
     bench_pacing,
     bench_import,
     bench_memory,
+    bench_latency,
+    bench_faults,
 )
 """Every section, in the order they run."""
 SECTIONS = tuple(module.NAME for module in MODULES)
@@ -72,6 +79,18 @@ SECTIONS = tuple(module.NAME for module in MODULES)
 class OutOfTime(BaseException):
     """Raised by the --time-limit alarm; a BaseException, like Airflow's AirflowTaskTimeout, so
     that the operator's per-item error handling (``except Exception``) does not swallow it."""
+
+
+def milliseconds(text: str) -> tuple[float, ...]:
+    """``"0,150"`` as seconds ``(0.0, 0.15)``; ``"none"`` as ``()``."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(float(part) / 1000 for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected milliseconds like 0,150 or 'none', got {text!r}"
+        ) from None
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, tuple[str, ...]]:
@@ -95,10 +114,17 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, tuple[st
         "--section", action="append", default=[], metavar="SECTION", help="run this section (repeatable)"
     )
     parser.add_argument("--only", metavar="SECTIONS", help="comma-separated sections to run")
+    parser.add_argument(
+        "--baseline-latencies",
+        type=milliseconds,
+        metavar="MS,...",
+        help="latencies (ms) at which the latency and fault sections also run the one-request-in-flight "
+        "baseline (default 150; none with --quick); 'none' for none",
+    )
     parser.add_argument("--mapping-keys", type=int, help="keys of the mapping section (default 200)")
     parser.add_argument("--mapping-runs", type=int, help="timed dag.test() runs of each DAG (default 1)")
     parser.add_argument(
-        "--time-limit", type=int, default=1200, metavar="S", help="stop the whole run after S seconds"
+        "--time-limit", type=int, default=1800, metavar="S", help="stop the whole run after S seconds"
     )
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
