@@ -3,6 +3,8 @@ one-line HTTP calls (with ``requests``) to the emulator's endpoints."""
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_provider_cronofy.testing import CronofyEmulator
@@ -31,12 +33,15 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def cancel(session, emu, key, headers=None):
-    return session.delete(
+def cancel(client, emu, key, headers=None, timeout=TIMEOUT, **kwargs):
+    """``DELETE /v1/meeting_agents`` for ``key`` through ``client`` (a session, or ``requests``
+    itself for a connection of its own)."""
+    return client.delete(
         f"{emu.url}/v1/meeting_agents",
         json={"scheduling_key": key},
         headers=api_key(emu) if headers is None else headers,
-        timeout=TIMEOUT,
+        timeout=timeout,
+        **kwargs,
     )
 
 
@@ -88,3 +93,19 @@ def remove_agent(event_id: str, calendar: str = "cal_1"):
 
 def statuses(response) -> list[int]:
     return [answer["status"] for answer in response.json()["batch"]]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: str
+    key: str
+
+
+def server_context(files: TlsFiles) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files.cert, files.key)
+    return context
+
+
+def port_of(emu: CronofyEmulator) -> int:
+    return int(emu.url.rsplit(":", 1)[1])

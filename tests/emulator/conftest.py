@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from airflow_provider_cronofy.testing import CronofyEmulator
-from tests.emulator._support import set_up_accounts
+from tests.emulator._support import TlsFiles, set_up_accounts
 
 
 @pytest.fixture
@@ -21,3 +21,18 @@ def emu(cronofy_emulator: CronofyEmulator) -> CronofyEmulator:
 def session() -> Iterator[requests.Session]:
     with requests.Session() as s:
         yield s
+
+
+@pytest.fixture
+def tls_files(tmp_path, monkeypatch) -> TlsFiles:
+    """A throw-away self-signed certificate for 127.0.0.1 (IP SAN) and its key, as PEM files.
+
+    The CA bundle variables are cleared: requests lets them override a session's ``verify``.
+    """
+    # Not skipped when cryptography is missing: it comes with Airflow.
+    from airflow_provider_cronofy.testing.certificates import make_self_signed_certificate
+
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    files = make_self_signed_certificate(tmp_path)
+    return TlsFiles(files.cert, files.key)

@@ -1,8 +1,7 @@
-"""The emulator's latency and concurrency: answers come late, requests overlap, counters tell."""
+"""The emulator's latency and concurrency: answers come late, and concurrent requests overlap."""
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import itertools
 import json
@@ -12,7 +11,6 @@ import pytest
 import requests
 
 from airflow_provider_cronofy.testing import CronofyEmulator
-from airflow_provider_cronofy.testing.__main__ import build_parser, parse_latency
 from tests.emulator._support import TIMEOUT, api_key, cancel
 
 pytest_plugins = ["airflow_provider_cronofy.testing.pytest_plugin"]
@@ -122,20 +120,6 @@ def test_fifty_keep_alive_clients_with_300ms_latency_are_served_in_parallel(cron
     assert sorted(by_connection.count(c) for c in set(by_connection)) == [2] * clients
 
 
-def test_counters(cronofy_emulator_factory, session):
-    emu = cronofy_emulator_factory(rate_limit_per_second=None, rate_limit_per_minute=2)
-    emu.fail_next(1, 503)
-    codes = [cancel(session, emu, "key").status_code for _ in range(4)]
-    assert codes == [503, 202, 202, 429]
-    emu.reset_requests()
-    assert emu.requests == []
-    assert emu.requests_received == 4
-    assert emu.status_counts == {503: 1, 202: 2, 429: 1}
-    assert emu.fault_counts["rate_limited"] == 1
-    assert emu.max_in_flight == 1
-    assert emu.in_flight == 0
-
-
 @pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), "0.1", True, None])
 def test_bad_latency_settings_are_refused(value):
     with pytest.raises(ValueError, match="latency must be a finite number of seconds >= 0"):
@@ -152,16 +136,3 @@ def test_a_bad_latency_draw_answers_500(cronofy_emulator_factory, session, capsy
     assert response.status_code == 500
     assert response.json()["errors"]["base"][0]["key"] == "errors.internal"
     assert "latency must be a finite number of seconds >= 0, got -1.0" in capsys.readouterr().err
-
-
-def test_cli_latency_values():
-    assert parse_latency("0.15") == 0.15
-    assert parse_latency("0.2:0.2") == 0.2
-    draw = parse_latency("0.1:0.2")
-    assert callable(draw)
-    assert all(0.1 <= draw() <= 0.2 for _ in range(100))
-    for bad in ("fast", "-1", "0.3:0.1", "1:", "inf"):
-        with pytest.raises(argparse.ArgumentTypeError):
-            parse_latency(bad)
-    args = build_parser().parse_args(["--latency", "0.05", "--batch-rate-cost", "entries"])
-    assert (args.latency, args.batch_rate_cost) == (0.05, "entries")

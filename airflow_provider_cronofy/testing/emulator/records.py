@@ -1,0 +1,67 @@
+"""What the emulator received: one record per HTTP request, and per entry of a batch.
+
+``RecordedRequest`` and ``RecordedBatchEntry`` are public (``CronofyEmulator.requests``);
+``Record`` is their mutable twin, filled in while the request is answered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class RecordedBatchEntry:
+    """One entry of a ``POST /v1/batch`` as the emulator handled it.
+
+    ``method`` and ``relative_url`` as sent, ``data`` the entry's body (``None`` when absent),
+    ``status`` the entry's answer in the 207 (an injected entry fault included).
+    """
+
+    method: str
+    relative_url: str
+    data: object | None
+    status: int
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request the emulator received, as received.
+
+    ``path`` is the raw request target (percent-encoding and query string kept), ``headers`` has
+    lower-cased names, ``json`` is the parsed body or ``None`` when the body is empty or not JSON.
+    ``status`` is the status answered, or ``None`` when the connection was dropped (or the request
+    is still being answered). ``connection_id`` numbers the accepted TCP connections from 1, so two
+    requests with the same id travelled on one keep-alive connection. ``time`` is
+    ``time.monotonic()`` at arrival. ``batch_entries`` holds, for a ``POST /v1/batch`` answered
+    207, every entry as handled, in order (empty for any other request).
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: object | None
+    status: int | None
+    connection_id: int
+    time: float
+    batch_entries: tuple[RecordedBatchEntry, ...] = ()
+
+
+@dataclass
+class Record:
+    # Mutable twin of RecordedRequest: the slot is taken at arrival (to keep arrival order) and the
+    # status filled in once the answer is known.
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: object | None
+    connection_id: int
+    time: float
+    status: int | None = None
+    batch_entries: tuple[RecordedBatchEntry, ...] = ()
+
+    def freeze(self) -> RecordedRequest:
+        values = {item.name: getattr(self, item.name) for item in fields(RecordedRequest)}
+        values["headers"] = dict(self.headers)
+        return RecordedRequest(**values)

@@ -1,0 +1,168 @@
+"""``python -m airflow_provider_cronofy.testing``: serve from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from airflow_provider_cronofy.testing.__main__ import build_parser, parse_latency
+from tests.emulator._support import REPO_ROOT, TIMEOUT, bearer
+
+pytest_plugins = ["airflow_provider_cronofy.testing.pytest_plugin"]
+
+
+def _read_lines(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+
+
+@contextmanager
+def _running_cli(*args: str) -> Iterator[tuple[subprocess.Popen, queue.Queue]]:
+    """The CLI in a child process and a queue of its stdout lines; killed afterwards if still up."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_provider_cronofy.testing", *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True).start()
+    try:
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_cli_serves_prints_a_connection_and_stops_cleanly(stop_signal):
+    with _running_cli("--port", "0", "--seed-demo") as (proc, lines):
+        url_line = lines.get(timeout=10)
+        conn_line = lines.get(timeout=5)
+        url = url_line.strip().rsplit(" ", 1)[1]
+        assert url.startswith("http://127.0.0.1:")
+        assert not url.endswith(":0")
+        name, _, quoted = conn_line.strip().partition("=")
+        assert name == "AIRFLOW_CONN_CRONOFY_DEFAULT"
+        assert quoted.startswith("'") and quoted.endswith("'")
+        conn = json.loads(quoted[1:-1])
+        assert conn["conn_type"] == "cronofy"
+        assert conn["host"] == url
+        extra = conn["extra"]
+        assert {"access_token", "refresh_token", "client_id"} <= set(extra)
+
+        cancelled = requests.delete(
+            f"{url}/v1/meeting_agents",
+            json={"scheduling_key": "demo-key-1"},
+            headers=bearer(conn["password"]),
+            timeout=TIMEOUT,
+        )
+        assert cancelled.status_code == 202
+        removed = requests.post(
+            f"{url}/v1/calendars/cal_demo/events",
+            json={"event_id": "evt_demo_1", "meeting_agent": {"profile_id": "none"}},
+            headers=bearer(extra["access_token"]),
+            timeout=TIMEOUT,
+        )
+        assert removed.status_code == 202
+        unknown = requests.post(
+            f"{url}/v1/calendars/cal_demo/events",
+            json={"event_id": "evt_not_seeded"},
+            headers=bearer(extra["access_token"]),
+            timeout=TIMEOUT,
+        )
+        assert unknown.status_code == 422  # not seeded: a new event needs summary/start/end
+        token = requests.post(
+            f"{url}/oauth/token",
+            json={
+                "client_id": extra["client_id"],
+                "client_secret": conn["password"],
+                "grant_type": "refresh_token",
+                "refresh_token": extra["refresh_token"],
+            },
+            timeout=TIMEOUT,
+        )
+        assert token.status_code == 200
+        proc.send_signal(stop_signal)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_cli_refuses_a_non_loopback_host():
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_cronofy.testing", "--host", "0.0.0.0", "--port", "0"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert "loopback" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_serves_https_with_a_certificate(tls_files):
+    with _running_cli("--port", "0", "--certfile", tls_files.cert, "--keyfile", tls_files.key) as (
+        proc,
+        lines,
+    ):
+        url = lines.get(timeout=10).strip().rsplit(" ", 1)[1]
+        assert url.startswith("https://127.0.0.1:")
+        conn = json.loads(lines.get(timeout=5).strip().partition("=")[2][1:-1])
+        assert conn["host"] == url
+        with requests.Session() as https:
+            https.verify = tls_files.cert
+            for _ in range(2):
+                response = https.get(
+                    f"{url}/v1/userinfo", headers=bearer(conn["extra"]["access_token"]), timeout=TIMEOUT
+                )
+                assert response.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert tls_files.cert in proc.stderr.read()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--keyfile", "key.pem"], "--keyfile needs --certfile"),
+        (["--certfile", "/nonexistent/cert.pem"], "cannot load --certfile/--keyfile"),
+    ],
+)
+def test_cli_refuses_bad_tls_options(args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_cronofy.testing", "--port", "0", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_latency_values():
+    assert parse_latency("0.15") == 0.15
+    assert parse_latency("0.2:0.2") == 0.2
+    draw = parse_latency("0.1:0.2")
+    assert callable(draw)
+    assert all(0.1 <= draw() <= 0.2 for _ in range(100))
+    for bad in ("fast", "-1", "0.3:0.1", "1:", "inf"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_latency(bad)
+    args = build_parser().parse_args(["--latency", "0.05", "--batch-rate-cost", "entries"])
+    assert (args.latency, args.batch_rate_cost) == (0.05, "entries")
