@@ -1,7 +1,11 @@
 """Exceptions raised by the Cronofy hook and operators.
 
-All of them are :class:`AirflowException` subclasses, so a task that raises one fails (and is
-retried by Airflow when the task has retries). None of them ever carries an API key or a token.
+All of them are :class:`AirflowException` subclasses, so a task that raises one fails. Those that
+a retry cannot fix (a bad argument or setting, a missing or rejected credential, 402, 423, an
+unknown calendar) are also :class:`AirflowFailException` subclasses: Airflow fails the task at
+once instead of spending its ``retries`` on the same answer. Transient failures (429/5xx,
+timeouts after the hook's own retries) stay plain ``AirflowException`` so that Airflow's retries
+apply. None of them ever carries an API key or a token.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ class CronofyError(AirflowException):
     """Base class of every error this provider raises."""
 
 
-class CronofyConfigError(CronofyError, ValueError):
-    """The connection or the hook's arguments are unusable (raised before any request is sent)."""
+class CronofyConfigError(CronofyError, AirflowFailException, ValueError):
+    """The connection or the hook's arguments are unusable, or a credential is missing.
+
+    Raised before any request is sent. An :class:`AirflowFailException`: a task retry would read
+    the same connection.
+    """
 
 
 class CronofyInputError(CronofyError, AirflowFailException, ValueError):
@@ -39,6 +47,7 @@ class CronofyAPIError(CronofyError):
     :ivar item: the scheduling key or event id the request was about, when there was one.
     :ivar fatal: ``True`` when every other item of a bulk run would fail the same way
         (401, 402, 403, 423, an unknown calendar, a refused refresh token); a bulk run stops.
+        Such errors are :class:`CronofyFatalAPIError` instances.
     """
 
     status_code: int | None  # type: ignore[assignment, unused-ignore]  # AirflowException's is an HTTPStatus
@@ -59,6 +68,37 @@ class CronofyAPIError(CronofyError):
         self.fatal = fatal
 
 
+class CronofyFatalAPIError(CronofyAPIError, AirflowFailException):
+    """An answer that a retry cannot change: 401, 402, 403, 423, an unknown calendar (404 on a
+    calendar call), a refused refresh token, a malformed request URL.
+
+    An :class:`AirflowFailException`, so Airflow does not re-run the task to meet it again.
+    ``fatal`` is always ``True``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        errors: Any = None,
+        item: str | None = None,
+        fatal: bool = True,
+    ) -> None:
+        super().__init__(message, status_code=status_code, errors=errors, item=item, fatal=True)
+
+
+def stops_a_bulk_run(error: BaseException) -> bool:
+    """Whether ``error`` means every other item of a bulk run would fail the same way.
+
+    True for a fatal :class:`CronofyAPIError` (401, 402, 403, 423, an unknown calendar, a refused
+    refresh token) and for any other :class:`CronofyError` (a bad setting, a missing credential).
+    """
+    if isinstance(error, CronofyAPIError):
+        return error.fatal
+    return isinstance(error, CronofyError)
+
+
 @dataclass(frozen=True)
 class ItemFailure:
     """One item of a bulk run that failed: the item, the last HTTP status (or None) and why."""
@@ -71,9 +111,14 @@ class ItemFailure:
 class CronofyBulkError(CronofyAPIError):
     """Some items of a bulk run failed; every other item was attempted (or the run was stopped).
 
+    Raised as is (a plain ``AirflowException``, so Airflow's task retries apply) when every
+    failure may pass on a later attempt; raised as :class:`CronofyFatalBulkError` (an
+    ``AirflowFailException``) when an error that a retry cannot fix stopped the run. Catch
+    ``CronofyBulkError`` to handle both.
+
     :ivar failures: each failed item with its status and reason, in input order.
     :ivar results: what did succeed, the same shape as the operator's return value.
-    :ivar not_attempted: items not sent because a fatal error stopped the run.
+    :ivar not_attempted: items not sent because a fatal error stopped the run, in input order.
     """
 
     def __init__(
@@ -90,3 +135,24 @@ class CronofyBulkError(CronofyAPIError):
         self.failures = list(failures)
         self.results = results
         self.not_attempted = list(not_attempted)
+
+    @classmethod
+    def of(
+        cls,
+        message: str,
+        *,
+        failures: Sequence[ItemFailure],
+        results: dict[str, list[str]],
+        not_attempted: Sequence[str] = (),
+        fatal: bool = False,
+    ) -> CronofyBulkError:
+        """The right class for the run: :class:`CronofyFatalBulkError` when ``fatal``."""
+        kind = CronofyFatalBulkError if fatal else CronofyBulkError
+        return kind(message, failures=failures, results=results, not_attempted=not_attempted, fatal=fatal)
+
+
+class CronofyFatalBulkError(CronofyBulkError, AirflowFailException):
+    """A bulk run stopped by an error that a retry cannot fix (see :class:`CronofyFatalAPIError`).
+
+    An :class:`AirflowFailException`: Airflow fails the task without spending its retries.
+    """

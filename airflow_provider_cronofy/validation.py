@@ -52,6 +52,32 @@ def calendar_path_segment(calendar_id: object) -> str:
     return quote(calendar_id, safe="")
 
 
+MAX_CONCURRENCY_LIMIT = 100
+"""The highest ``max_concurrency`` accepted: more threads than this only add contention."""
+
+
+def check_max_concurrency(value: object) -> int | None:
+    """Return ``value`` unless it is neither ``None`` nor a whole number from 1 to 100.
+
+    :raises CronofyInputError: naming the value and the allowed range.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY_LIMIT:
+        raise CronofyInputError(
+            f"max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY_LIMIT} (or None for "
+            f"the connection's), got {type(value).__name__}: {value!r:.100}."
+        )
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool; raise :class:`CronofyInputError` naming it otherwise."""
+    if not isinstance(value, bool):
+        raise CronofyInputError(f"{name} must be True or False, got {type(value).__name__}: {value!r:.100}.")
+    return value
+
+
 def _is_container_literal(text: str) -> bool:
     if not (text[:1] in "({" and text[-1:] in ")}"):
         return False

@@ -671,3 +671,126 @@ def test_netrc_never_replaces_the_authorization_header(set_connection, requests_
     requests_mock.delete(f"{US}/v1/meeting_agents", status_code=202)
     make_hook().cancel_scheduled_meeting_agent("k")
     assert requests_mock.last_request.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+# ---------------------------------------------------------------- request(): any endpoint
+
+
+def test_request_returns_decoded_json_with_the_api_key(set_connection, requests_mock):
+    set_connection()
+    requests_mock.post(f"{US}/v1/availability", json={"available_periods": []})
+    assert make_hook().request("post", "/v1/availability", json={"x": 1}) == {"available_periods": []}
+    (req,) = requests_mock.request_history
+    assert req.method == "POST"
+    assert req.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert req.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert json.loads(req.body) == {"x": 1}
+    assert req.timeout == (10.0, 30.0)
+
+
+def test_request_with_the_access_token_and_no_body(set_connection, requests_mock):
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.get(f"{US}/v1/userinfo", json={"sub": "acc_1"})
+    assert make_hook().request("GET", "/v1/userinfo", auth="access_token") == {"sub": "acc_1"}
+    req = requests_mock.last_request
+    assert req.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert req.body is None
+
+
+@pytest.mark.parametrize("status", [200, 202, 204])
+def test_request_empty_2xx_body_is_none(set_connection, requests_mock, status):
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=status, text="")
+    assert make_hook().request("DELETE", "/v1/meeting_agents", json={"scheduling_key": "k"}) is None
+
+
+def test_request_non_json_2xx_body_is_an_error(set_connection, requests_mock):
+    set_connection()
+    requests_mock.get(f"{US}/v1/userinfo", text="<html>proxy</html>")
+    with pytest.raises(CronofyAPIError, match="not JSON"):
+        make_hook().request("GET", "/v1/userinfo")
+
+
+def test_request_retries_with_retry_after(set_connection, requests_mock, no_sleep):
+    set_connection()
+    requests_mock.get(
+        f"{US}/v1/userinfo",
+        [{"status_code": 429, "headers": {"Retry-After": "3"}}, {"status_code": 503}, {"json": {"ok": True}}],
+    )
+    hook = make_hook()
+    assert hook.request("GET", "/v1/userinfo") == {"ok": True}
+    assert requests_mock.call_count == 3
+    assert no_sleep[0] == 3.0 and len(no_sleep) == 2
+    assert hook.retries_spent == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "fatal"), [(400, False), (404, False), (409, False), (403, True), (402, True)]
+)
+def test_request_non_2xx_raises_api_error(set_connection, requests_mock, status, fatal):
+    from airflow_provider_cronofy._compat import AirflowFailException
+
+    set_connection()
+    requests_mock.get(f"{US}/v1/things", status_code=status, json={"errors": {"x": [{"key": "bad"}]}})
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().request("GET", "/v1/things")
+    assert info.value.status_code == status
+    assert info.value.fatal is fatal
+    assert isinstance(info.value, AirflowFailException) is fatal
+    assert requests_mock.call_count == 1
+
+
+def test_request_refreshes_the_access_token_once_on_401(set_connection, requests_mock):
+    refreshable(set_connection, access_token=ACCESS_TOKEN)
+    requests_mock.post(f"{US}/oauth/token", json={"access_token": "fresh-token-1"})
+    requests_mock.get(f"{US}/v1/userinfo", [{"status_code": 401}, {"json": {"sub": "acc"}}])
+    assert make_hook().request("GET", "/v1/userinfo", auth="access_token") == {"sub": "acc"}
+    calls = [(r.path, r.headers.get("Authorization")) for r in requests_mock.request_history]
+    assert calls == [
+        ("/v1/userinfo", f"Bearer {ACCESS_TOKEN}"),
+        ("/oauth/token", None),
+        ("/v1/userinfo", "Bearer fresh-token-1"),
+    ]
+
+
+def test_request_api_key_401_is_not_refreshed(set_connection, requests_mock):
+    refreshable(set_connection, access_token=ACCESS_TOKEN)
+    requests_mock.get(f"{US}/v1/things", status_code=401)
+    with pytest.raises(CronofyAPIError, match="rejected the API key"):
+        make_hook().request("GET", "/v1/things")
+    assert requests_mock.call_count == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "FETCH"}, "method must be one of GET, POST, PUT, PATCH, DELETE, got 'FETCH'"),
+        ({"method": None}, "method must be one of"),
+        ({"path": "v1/userinfo"}, "must start with '/'"),
+        ({"path": "https://evil.example.com/v1"}, "must start with '/'"),
+        ({"path": "/v1/user info"}, "no spaces"),
+        ({"path": "/v1/x\n"}, "control characters"),
+        ({"path": "/v1/../oauth/token"}, "'..' segments"),
+        ({"path": "/v1/%2e%2e/oauth"}, "'..' segments"),
+        ({"path": "/v1/x#frag"}, "fragment"),
+        ({"path": 7}, "path must be a string, got int"),
+        ({"auth": "password"}, "auth must be one of api_key, access_token, got 'password'"),
+        ({"json": {"when": object()}}, "json is not JSON-serialisable"),
+        ({"json": float("nan")}, "json is not JSON-serialisable"),
+    ],
+)
+def test_request_bad_arguments_send_nothing(set_connection, requests_mock, kwargs, message):
+    set_connection(access_token=ACCESS_TOKEN)
+    args = {"method": "GET", "path": "/v1/userinfo", **kwargs}
+    method, path = args.pop("method"), args.pop("path")
+    with pytest.raises(CronofyInputError) as info:
+        make_hook().request(method, path, **args)
+    assert message in str(info.value)
+    assert requests_mock.call_count == 0
+
+
+def test_request_missing_credential_sends_nothing(set_connection, requests_mock):
+    set_connection()
+    with pytest.raises(CronofyConfigError, match="access_token"):
+        make_hook().request("GET", "/v1/userinfo", auth="access_token")
+    assert requests_mock.call_count == 0

@@ -162,11 +162,12 @@ def test_partial_failure_attempts_all_and_lists_each(requests_mock, no_sleep):
     assert {"a", "b", "c", "gone", "bad1"} <= set(sent_keys(requests_mock))
 
 
-@pytest.mark.parametrize("status", [401, 402, 403])
+@pytest.mark.parametrize("status", [401, 402, 403, 423])
 def test_fatal_status_stops_the_run(requests_mock, status):
+    # One request in flight: the stop is exact (see test_concurrency.py for the bounded version).
     requests_mock.delete(AGENTS, text=answer_by_key({"k2": status}))
     with pytest.raises(CronofyBulkError) as info:
-        scheduled(["k1", "k2", "k3", "k4", "k5"]).execute({})
+        scheduled(["k1", "k2", "k3", "k4", "k5"], max_concurrency=1).execute({})
     assert sent_keys(requests_mock) == ["k1", "k2"]
     assert info.value.not_attempted == ["k3", "k4", "k5"]
     assert "3 item(s) were not attempted" in str(info.value)
@@ -223,7 +224,7 @@ def test_delete_event(requests_mock):
 def test_unknown_calendar_stops_and_names_it(requests_mock):
     requests_mock.post(f"{US}/v1/calendars/cal_x/events", status_code=404)
     with pytest.raises(CronofyBulkError) as info:
-        integrated(["e1", "e2", "e3"], calendar_id="cal_x").execute({})
+        integrated(["e1", "e2", "e3"], calendar_id="cal_x", max_concurrency=1).execute({})
     assert "cal_x" in str(info.value)
     assert requests_mock.call_count == 1
     assert info.value.not_attempted == ["e2", "e3"]
@@ -287,7 +288,7 @@ def test_all_not_found_warns(requests_mock, caplog, capsys):
 def test_malformed_url_stops_the_run(requests_mock, set_connection):
     set_connection(host="https://bad host.example.com", rate_limit_per_second=0, rate_limit_per_minute=0)
     with pytest.raises(CronofyBulkError) as info:
-        scheduled(["a", "b", "c"]).execute({})
+        scheduled(["a", "b", "c"], max_concurrency=1).execute({})
     assert info.value.not_attempted == ["b", "c"]
 
 
@@ -318,5 +319,5 @@ def test_interrupted_run_keeps_what_succeeded(requests_mock):
     requests_mock.delete(AGENTS, text=callback)
     ti = FakeTI()
     with pytest.raises(Interrupted):
-        scheduled(["a", "b", "c", "d"]).execute({"ti": ti})
+        scheduled(["a", "b", "c", "d"], max_concurrency=1).execute({"ti": ti})
     assert ti.pushed["partial_result"] == {"cancelled": ["a"], "not_found": ["b"]}

@@ -36,8 +36,8 @@ def connect(emulator, monkeypatch):
     return _connect
 
 
-def scheduled(keys):
-    return CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys)
+def scheduled(keys, **kwargs):
+    return CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys, **kwargs)
 
 
 def test_scheduled_cancel_wire_format(emulator, connect):
@@ -54,7 +54,7 @@ def test_scheduled_cancel_wire_format(emulator, connect):
 
 
 def test_bulk_run_uses_one_tcp_connection(emulator, connect):
-    connect()
+    connect(max_concurrency=1)
     keys = [f"key-{i}" for i in range(60)]
     for key in keys:
         emulator.schedule_agent(key)
@@ -156,7 +156,7 @@ def test_calendar_id_with_slash_stays_one_segment(emulator, connect):
 
 def test_expired_token_refreshed_once_and_run_goes_on(emulator, connect):
     emulator.add_refresh_token(REFRESH, account_id="acc_1")
-    connect(access_token=TOKEN, refresh_token=REFRESH)
+    connect(access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
     for i in range(5):
         emulator.add_event("cal_1", f"evt_{i}")
     emulator.expire_access_token(TOKEN)
@@ -173,7 +173,7 @@ def test_expired_token_refreshed_once_and_run_goes_on(emulator, connect):
 def test_revoked_refresh_token_stops_without_storm(emulator, connect):
     emulator.add_refresh_token(REFRESH, account_id="acc_1")
     emulator.revoke_refresh_token(REFRESH)
-    connect(access_token=TOKEN, refresh_token=REFRESH)
+    connect(access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
     emulator.expire_access_token(TOKEN)
     op = CancelIntegratedMeetingAgentOperator(
         task_id="remove", calendar_id="cal_1", event_id=[f"evt_{i}" for i in range(10)]
@@ -224,3 +224,26 @@ def test_emulator_conn_json_is_valid_airflow_connection(emulator):
     conn = json.loads(emulator.airflow_connection_json(access_token=TOKEN))
     assert conn["conn_type"] == "cronofy"
     assert conn["host"] == emulator.url
+
+
+def test_request_reaches_any_endpoint_over_http(emulator, connect):
+    connect(access_token=TOKEN)
+    with CronofyHook() as hook:
+        info = hook.request("GET", "/v1/userinfo", auth="access_token")
+    assert isinstance(info, dict) and info
+    (req,) = emulator.requests
+    assert (req.method, req.path, req.status) == ("GET", "/v1/userinfo", 200)
+    assert req.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_request_refreshes_an_expired_token_over_http(emulator, connect):
+    emulator.add_refresh_token(REFRESH, account_id="acc_1")
+    connect(access_token=TOKEN, refresh_token=REFRESH)
+    emulator.expire_access_token(TOKEN)
+    with CronofyHook() as hook:
+        assert hook.request("GET", "/v1/userinfo", auth="access_token")
+    assert [(r.path, r.status) for r in emulator.requests] == [
+        ("/v1/userinfo", 401),
+        ("/oauth/token", 200),
+        ("/v1/userinfo", 200),
+    ]

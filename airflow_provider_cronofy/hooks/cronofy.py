@@ -1,97 +1,63 @@
-"""CronofyHook: Cronofy connections, credentials, data-center URLs, and the Meeting Agent calls.
+"""CronofyHook: the Cronofy calls (Meeting Agents, tokens, any endpoint) on an Airflow connection.
 
-One hook holds one :class:`requests.Session` (keep-alive) for all its calls, paces its own requests
-under Cronofy's rate limits, retries what is worth retrying, and raises errors a user can act on.
-No API key or token is ever put into a log line or an exception message.
+The connection's settings live in :mod:`.settings`, the HTTP machinery (session, pacing, retries)
+in :mod:`.transport`, and the wording of errors in :mod:`.error_messages`; this module holds what
+is Cronofy-specific: which request each call sends, with which credential, and what each answer
+means. No API key or token is ever put into a log line or an exception message.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
-import math
-import os
-import random
+import re
+import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from http import HTTPStatus
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
 
 import requests
-import tenacity
-from requests.adapters import HTTPAdapter
 
-from airflow_provider_cronofy import __version__
 from airflow_provider_cronofy._compat import BaseHook, mask_secret
 from airflow_provider_cronofy.exceptions import (
     CronofyAPIError,
     CronofyConfigError,
     CronofyError,
+    CronofyInputError,
 )
-from airflow_provider_cronofy.get_provider_info import (
-    CONN_FIELDS,
-    DATA_CENTERS,
-    DEFAULT_CONN_ID,
-    DEFAULT_RATE_LIMIT_PER_MINUTE,
-    DEFAULT_RATE_LIMIT_PER_SECOND,
-    UI_FIELD_BEHAVIOUR,
-)
+from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
+from airflow_provider_cronofy.hooks import error_messages
+from airflow_provider_cronofy.hooks.concurrency import BulkEngine, Job, ResultHandler
+from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
+from airflow_provider_cronofy.hooks.settings import (
+    Credentials,
+    CronofySettings,
+    read_credentials,
+    resolve_settings,
+)
+from airflow_provider_cronofy.hooks.transport import Reply, Request, RetryLater, Transport, open_session
 from airflow_provider_cronofy.validation import calendar_path_segment, validate_item
 
-DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
-"""Connect and read timeout in seconds when the connection sets none: never unbounded."""
-
-DEFAULT_MAX_RETRIES = 5
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-# Statuses after which every other item of a bulk run would fail the same way.
-FATAL_STATUSES = frozenset({401, 402, 403, 423})
-# Cronofy's error bodies are small; anything bigger is not read into memory.
-MAX_BODY_BYTES = 1 << 20
-JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+AUTH_MODES = ("api_key", "access_token")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# A path for request(): absolute, printable, no scheme or host, no fragment.
+_PATH = re.compile(r"/[\x21-\x7e]*")
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class CronofySettings:
-    """A connection resolved and validated: what the hook will use. Holds no secret."""
+class Call(NamedTuple):
+    """One Cronofy call: what to send, with which credential, and what its final answer means.
 
-    base_url: str
-    data_center: str | None
-    timeout: tuple[float, float]
-    max_retries: int
-    rate_limit_per_second: int
-    rate_limit_per_minute: int
+    ``interpret`` turns a final (non-retryable, or budget-spent) reply into the call's result, or
+    raises the call's :class:`CronofyAPIError`.
+    """
 
-
-class _Credentials(NamedTuple):
-    api_key: str | None
-    access_token: str | None
-    client_id: str | None
-    refresh_token: str | None
-
-
-class _Reply(NamedTuple):
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    attempts: int = 1
-    """Attempts made when this is the last reply of a retry budget spent on retryable statuses."""
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way worth another try (carries the reply or the transport error)."""
-
-    def __init__(self, reply: _Reply | None, error: Exception | None = None) -> None:
-        super().__init__()
-        self.reply = reply
-        self.error = error
+    request: Request
+    auth: str
+    interpret: Callable[[Reply], Any]
 
 
 class CronofyHook(BaseHook):
@@ -100,8 +66,9 @@ class CronofyHook(BaseHook):
     The connection: ``password`` is the application's API key (its client secret); extras
     ``data_center`` (``us`` default, ``au``, ``ca``, ``de``, ``sg``, ``uk``), ``access_token``,
     ``client_id`` + ``refresh_token`` (to refresh access tokens), ``timeout``, ``max_retries``,
-    ``rate_limit_per_second``, ``rate_limit_per_minute``; ``host`` optionally replaces the data
-    center's base URL (``https://`` only, ``http://`` for loopback hosts).
+    ``rate_limit_per_second``, ``rate_limit_per_minute``, ``max_concurrency``,
+    ``batch_rate_cost``; ``host`` optionally replaces the data center's base URL (``https://``
+    only, ``http://`` for loopback hosts).
 
     :param cronofy_conn_id: the Airflow connection to use.
     :param data_center: overrides the connection's ``data_center`` extra.
@@ -109,8 +76,10 @@ class CronofyHook(BaseHook):
     :param max_retries: retries after the first attempt, overrides the ``max_retries`` extra.
     :param rate_limit_per_second: overrides the extra of that name (``0`` turns pacing off).
     :param rate_limit_per_minute: overrides the extra of that name (``0`` turns pacing off).
+    :param max_concurrency: requests a bulk run keeps in flight, overrides the extra of that name.
 
-    Use it as a context manager, or call :meth:`close`, to close its HTTP session.
+    Use it as a context manager, or call :meth:`close`, to close its HTTP session. A hook may be
+    shared by threads: the session, the pacer, token refreshes and the counters are thread-safe.
     """
 
     conn_name_attr = "cronofy_conn_id"
@@ -134,6 +103,7 @@ class CronofyHook(BaseHook):
         max_retries: int | None = None,
         rate_limit_per_second: int | None = None,
         rate_limit_per_minute: int | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         super().__init__()
         self.cronofy_conn_id = cronofy_conn_id
@@ -143,15 +113,14 @@ class CronofyHook(BaseHook):
             "max_retries": max_retries,
             "rate_limit_per_second": rate_limit_per_second,
             "rate_limit_per_minute": rate_limit_per_minute,
+            "max_concurrency": max_concurrency,
         }
         self._access_token: str | None = None
         self._refresh_token: str | None = None
+        self._refresh_lock = threading.Lock()
+        self._refresh_error: CronofyError | None = None
         self.sleep: Callable[[float], None] = time.sleep
-        """How the hook waits between retries; tests replace it."""
-        self.requests_sent = 0
-        """Requests sent by this hook (every attempt, token refreshes included)."""
-        self.retries_spent = 0
-        """Attempts beyond the first, over all calls of this hook."""
+        """How the hook waits between retries of a single call; tests replace it."""
 
     # ------------------------------------------------------------------ connection and settings
 
@@ -163,36 +132,10 @@ class CronofyHook(BaseHook):
     def settings(self) -> CronofySettings:
         """The connection's settings, resolved and validated (raises :class:`CronofyConfigError`)."""
         try:
-            return self._resolve_settings()
+            return resolve_settings(self._connection, self._overrides)
         except CronofyConfigError as error:
             # A message names the bad value; a credential pasted into the wrong field stays hidden.
             raise CronofyConfigError(self.redact(str(error))) from None
-
-    def _resolve_settings(self) -> CronofySettings:
-        conn = self._connection
-        extra = _extra_of(conn)
-        merged = {
-            key: (override if override is not None else extra.get(key))
-            for key, override in self._overrides.items()
-        }
-        data_center = _parse_data_center(merged["data_center"])
-        if conn.host:
-            base_url, used_data_center = _parse_host(conn.host, conn.port), None
-        else:
-            base_url, used_data_center = DATA_CENTERS[data_center], data_center
-        timeout = _parse_timeout(merged["timeout"])
-        return CronofySettings(
-            base_url=base_url,
-            data_center=used_data_center,
-            timeout=(timeout, timeout) if timeout is not None else DEFAULT_TIMEOUT,
-            max_retries=_parse_count("max_retries", merged["max_retries"], DEFAULT_MAX_RETRIES),
-            rate_limit_per_second=_parse_count(
-                "rate_limit_per_second", merged["rate_limit_per_second"], DEFAULT_RATE_LIMIT_PER_SECOND
-            ),
-            rate_limit_per_minute=_parse_count(
-                "rate_limit_per_minute", merged["rate_limit_per_minute"], DEFAULT_RATE_LIMIT_PER_MINUTE
-            ),
-        )
 
     @property
     def base_url(self) -> str:
@@ -200,21 +143,19 @@ class CronofyHook(BaseHook):
         return self.settings.base_url
 
     @cached_property
-    def _credentials(self) -> _Credentials:
-        conn = self._connection
-        extra = _extra_of(conn)
-        creds = _Credentials(
-            api_key=_optional_str(conn.password),
-            access_token=_optional_str(extra.get("access_token")),
-            client_id=_optional_str(extra.get("client_id")),
-            refresh_token=_optional_str(extra.get("refresh_token")),
-        )
+    def _credentials(self) -> Credentials:
+        creds = read_credentials(self._connection)
         for secret in (creds.api_key, creds.access_token, creds.refresh_token):
             if secret:
                 mask_secret(secret)
         self._access_token = creds.access_token
         self._refresh_token = creds.refresh_token
         return creds
+
+    @property
+    def _where(self) -> Where:
+        settings = self.settings
+        return Where(self.cronofy_conn_id, settings.base_url, settings.data_center)
 
     @property
     def can_refresh(self) -> bool:
@@ -230,25 +171,28 @@ class CronofyHook(BaseHook):
 
     @cached_property
     def session(self) -> requests.Session:
-        """The hook's one HTTP session, reused (keep-alive) for every call until :meth:`close`."""
-        session = requests.Session()
-        # requests re-reads proxy variables from the whole environment and ~/.netrc on every
-        # request when trust_env is on (a fifth of a request's CPU time here), and a .netrc entry
-        # would replace the Authorization header. Read the environment once, here, instead.
-        session.trust_env = False
-        session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if ca_bundle:
-            session.verify = ca_bundle
-        session.headers["User-Agent"] = (
-            f"airflow-provider-cronofy/{__version__} {requests.utils.default_user_agent()}"
-        )
-        session.headers["Accept"] = "application/json"
-        # Retries are the hook's own (Retry-After, jitter, logging); the adapter must not add more.
-        adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=4)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
+        """The hook's one HTTP session, reused (keep-alive) for every call until :meth:`close`.
+
+        Its connection pool holds ``max_concurrency`` connections: one per request in flight.
+        """
+        return open_session(self.base_url, self.settings.max_concurrency)
+
+    @cached_property
+    def transport(self) -> Transport:
+        """Sends this hook's requests: paced, counted, retried (see :mod:`.transport`)."""
+        return Transport(self.settings, self.pacer, self, lambda: self.session)
+
+    @property
+    def requests_sent(self) -> int:
+        """Requests sent by this hook (every attempt, token refreshes included)."""
+        transport = self.__dict__.get("transport")
+        return transport.requests_sent if transport is not None else 0
+
+    @property
+    def retries_spent(self) -> int:
+        """Attempts beyond the first, over all calls of this hook."""
+        transport = self.__dict__.get("transport")
+        return transport.retries_spent if transport is not None else 0
 
     def close(self) -> None:
         """Close the HTTP session (its keep-alive connections). The hook can be used again after."""
@@ -261,6 +205,84 @@ class CronofyHook(BaseHook):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ any endpoint
+
+    def request(self, method: str, path: str, *, json: Any = None, auth: str = "api_key") -> Any:
+        """Call any Cronofy endpoint with the hook's pacing, retries, timeouts and masking.
+
+        Sends ``method`` to ``base_url + path`` with ``json`` as the body (none when ``None``),
+        authorised by the connection's API key (``auth="api_key"``) or its access token
+        (``auth="access_token"``; refreshed once on a 401 when the connection can refresh).
+        429, 5xx, timeouts and dropped connections are retried (``Retry-After`` honoured).
+
+        :param method: ``GET``, ``POST``, ``PUT``, ``PATCH`` or ``DELETE`` (any case).
+        :param path: the path from the base URL, e.g. ``/v1/userinfo`` or ``/v1/events?tzid=Etc/UTC``.
+        :return: the decoded JSON body of a 2xx answer, ``None`` when it is empty.
+        :raises CronofyInputError: ``method``, ``path``, ``json`` or ``auth`` is unusable (nothing sent).
+        :raises CronofyConfigError: the connection lacks the credential ``auth`` names.
+        :raises CronofyAPIError: any other answer (a :class:`CronofyFatalAPIError` for 401, 402,
+            403 and 423), or no answer after every retry.
+        """
+        verb = _check_method(method)
+        _check_path(path)
+        if auth not in AUTH_MODES:
+            raise CronofyInputError(f"auth must be one of {', '.join(AUTH_MODES)}, got {auth!r:.100}.")
+        try:
+            body_text = None if json is None else _json_dumps(json)
+        except (TypeError, ValueError) as error:
+            raise CronofyInputError(f"json is not JSON-serialisable: {type(error).__name__}.") from None
+        del body_text  # checked here; the transport encodes it again when it sends
+        self._require(auth)
+        credential = "API key" if auth == "api_key" else "access token"
+
+        def interpret(reply: Reply) -> Any:
+            if 200 <= reply.status < 300:
+                if not reply.body.strip():
+                    return None
+                payload = json_or_none(reply.body)
+                if payload is None:
+                    raise CronofyAPIError(
+                        f"Cronofy answered {reply.status} to {verb} {path} with a body that is not JSON.",
+                        status_code=reply.status,
+                    )
+                return payload
+            raise self._api_error(reply, None, credential=credential)
+
+        return self.run(Call(Request(verb, path, json, None), auth, interpret))
+
+    def run(self, call: Call) -> Any:
+        """Make ``call`` with retries (sleeping :attr:`sleep` between them); return its result."""
+        reply = self.transport.with_retries(lambda: self.attempt(call.request, call.auth), call.request)
+        return call.interpret(reply)
+
+    def attempt(self, request: Request, auth: str) -> Reply:
+        """Send ``request`` once with the credential ``auth`` names; return the reply.
+
+        With ``auth="access_token"`` a 401 refreshes the token (once per expiry however many
+        threads meet it) and sends once more. Retryable failures are raised as
+        :class:`~.transport.RetryLater` for the caller to wait on.
+        """
+        token = self._require(auth)
+        reply = self.transport.exchange(request._replace(token=token))
+        if reply.status == 401 and auth == "access_token" and self.can_refresh:
+            self._refresh_after_401(token)
+            reply = self.transport.exchange(request._replace(token=self._require(auth)))
+        return reply
+
+    def run_many(self, items: Sequence[str], job: Job, on_result: ResultHandler) -> list[str]:
+        """Run ``job`` over ``items`` with ``max_concurrency`` requests in flight (the bulk engine).
+
+        ``on_result(index, item, result)`` is called once per item that was sent, in the calling
+        thread: ``result`` is the call's value or its exception. Returns the items never sent
+        (a fatal error stopped the run), in input order. See :mod:`.concurrency`.
+        """
+        engine = BulkEngine(self.transport, job, max_concurrency=self.settings.max_concurrency)
+        return engine.run(items, on_result)
+
+    def call_job(self, make_call: Callable[[str], Call]) -> Job:
+        """A bulk job sending one request per item: ``make_call(item)``'s."""
+        return _PerItemJob(self, make_call)
 
     # ------------------------------------------------------------------ the Meeting Agent calls
 
@@ -277,15 +299,21 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: any other answer, after retries where they apply.
         """
         validate_item("scheduling_key", scheduling_key)
-        api_key = self.require_api_key()
-        reply = self._send(
-            "DELETE", "/v1/meeting_agents", {"scheduling_key": scheduling_key}, api_key, scheduling_key
-        )
-        if reply.status == 404:
-            return False
-        if 200 <= reply.status < 300:
-            return True
-        raise self._api_error(reply, scheduling_key, credential="API key")
+        self.require_api_key()
+        return bool(self.run(self.scheduled_cancellation(scheduling_key)))
+
+    def scheduled_cancellation(self, scheduling_key: str) -> Call:
+        """The call that cancels one scheduled agent; its result is ``True`` (202) or ``False`` (404)."""
+
+        def interpret(reply: Reply) -> bool:
+            if reply.status == 404:
+                return False
+            if 200 <= reply.status < 300:
+                return True
+            raise self._api_error(reply, scheduling_key, credential="API key")
+
+        body = {"scheduling_key": scheduling_key}
+        return Call(Request("DELETE", "/v1/meeting_agents", body, None, scheduling_key), "api_key", interpret)
 
     def remove_meeting_agent_from_event(self, calendar_id: str, event_id: str) -> None:
         """Remove the Meeting Agent from an event, keeping the event.
@@ -299,8 +327,9 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: Cronofy refused (404: the calendar is unknown or not accessible
             to the token; 403: the token lacks the ``create_event`` scope), after retries.
         """
-        body = {"event_id": event_id, "meeting_agent": {"profile_id": "none"}}
-        self._calendar_call("POST", calendar_id, event_id, body, scope="create_event")
+        call = self.event_cancellation(calendar_id, event_id, delete_event=False)
+        self.require_calendar_credentials()
+        self.run(call)
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         """Delete an event, which also cancels its Meeting Agent.
@@ -313,7 +342,29 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: Cronofy refused (404: the calendar is unknown or not accessible
             to the token; 403: the token lacks the ``delete_event`` scope), after retries.
         """
-        self._calendar_call("DELETE", calendar_id, event_id, {"event_id": event_id}, scope="delete_event")
+        call = self.event_cancellation(calendar_id, event_id, delete_event=True)
+        self.require_calendar_credentials()
+        self.run(call)
+
+    def event_cancellation(self, calendar_id: str, event_id: str, *, delete_event: bool) -> Call:
+        """The call that removes the agent from (or deletes) one event; its result is ``None``.
+
+        :raises CronofyInputError: ``calendar_id`` or ``event_id`` is unusable.
+        """
+        path = f"/v1/calendars/{calendar_path_segment(calendar_id)}/events"
+        validate_item("event_id", event_id)
+        method, body, scope = event_request(event_id, delete_event=delete_event)
+
+        def interpret(reply: Reply) -> None:
+            if 200 <= reply.status < 300:
+                return
+            if reply.status == 404:
+                raise error_messages.unknown_calendar_error(calendar_id, reply, item=event_id)
+            raise self._api_error(reply, event_id, credential="access token", scope=scope)
+
+        return Call(Request(method, path, body, None, event_id), "access_token", interpret)
+
+    # ------------------------------------------------------------------ access tokens
 
     def refresh_access_token(self) -> None:
         """Get a new access token with the connection's ``client_id`` and ``refresh_token``.
@@ -324,7 +375,8 @@ class CronofyHook(BaseHook):
         logs (without the token) that the connection should be updated.
 
         :raises CronofyConfigError: the connection lacks client_id, refresh_token or API key.
-        :raises CronofyAPIError: Cronofy refused (``invalid_grant``: the refresh token was revoked).
+        :raises CronofyFatalAPIError: Cronofy refused (``invalid_grant``: the refresh token was
+            revoked); later calls of this hook raise it again without asking Cronofy.
         """
         creds = self._credentials
         missing = [
@@ -337,27 +389,23 @@ class CronofyHook(BaseHook):
             if not value
         ]
         if missing:
-            raise CronofyConfigError(
-                f"Refreshing the access token needs {', '.join(missing)} in connection "
-                f"'{self.cronofy_conn_id}'."
-            )
+            raise error_messages.refresh_settings_missing(missing, self.cronofy_conn_id)
         body = {
             "client_id": creds.client_id,
             "client_secret": creds.api_key,
             "grant_type": "refresh_token",
             "refresh_token": self._refresh_token,
         }
-        reply = self._send("POST", "/oauth/token", body, None, None)
+        request = Request("POST", "/oauth/token", body, None)
+        reply = self.transport.with_retries(lambda: self.transport.exchange(request), request)
         if reply.status != 200:
-            raise self._token_error(reply)
-        payload = _json_or_none(reply.body)
+            self._refresh_error = error_messages.token_error(reply, self._where)
+            self._refresh_error.args = (self.redact(str(self._refresh_error)),)
+            raise self._refresh_error
+        payload = json_or_none(reply.body)
         token = payload.get("access_token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
-            raise CronofyAPIError(
-                "Cronofy's token endpoint answered 200 without an access token; cannot go on.",
-                status_code=reply.status,
-                fatal=True,
-            )
+            raise error_messages.token_missing_error(reply.status)
         mask_secret(token)
         self._access_token = token
         new_refresh = payload.get("refresh_token") if isinstance(payload, dict) else None
@@ -371,6 +419,31 @@ class CronofyHook(BaseHook):
                 self.cronofy_conn_id,
             )
         log.info("Refreshed the Cronofy access token of connection '%s'.", self.cronofy_conn_id)
+
+    def _refresh_after_401(self, rejected: str) -> None:
+        # Single flight: the first thread to meet the 401 refreshes; the others wait for it and
+        # use its token. A refused refresh is remembered, so nobody asks again.
+        with self._refresh_lock:
+            if self._refresh_error is not None:
+                raise self._refresh_error
+            if self._access_token != rejected:
+                return
+            log.info("Cronofy rejected the access token (401); refreshing it once.")
+            self.refresh_access_token()
+
+    def _access_token_now(self) -> str:
+        self.require_calendar_credentials()
+        if self._access_token is None:
+            with self._refresh_lock:
+                if self._refresh_error is not None:
+                    raise self._refresh_error
+                if self._access_token is None:
+                    self.refresh_access_token()
+        assert self._access_token is not None
+        return self._access_token
+
+    def _require(self, auth: str) -> str:
+        return self.require_api_key() if auth == "api_key" else self._access_token_now()
 
     # ------------------------------------------------------------------ connection test and form
 
@@ -390,7 +463,10 @@ class CronofyHook(BaseHook):
             notes = [f"Settings are valid; the API is at {where}."]
             if creds.access_token:
                 # One attempt: a person is waiting on the test button.
-                reply = self._send("GET", "/v1/userinfo", None, creds.access_token, None, retries=0)
+                request = Request("GET", "/v1/userinfo", None, creds.access_token)
+                reply = self.transport.with_retries(
+                    lambda: self.transport.exchange(request), request, retries=0
+                )
                 if reply.status != 200:
                     raise self._api_error(reply, None, credential="access token")
                 notes.append("The access token was accepted (GET /v1/userinfo).")
@@ -451,260 +527,29 @@ class CronofyHook(BaseHook):
             "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
         }
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ credentials and errors
 
     def require_api_key(self) -> str:
         """Return the API key, or raise :class:`CronofyConfigError` saying where it belongs."""
         api_key = self._credentials.api_key
         if not api_key:
-            raise CronofyConfigError(
-                "Cancelling a scheduled agent needs the API key in the connection's password "
-                f"(connection '{self.cronofy_conn_id}' has none)."
-            )
+            raise error_messages.api_key_missing(self.cronofy_conn_id)
         return api_key
 
     def require_calendar_credentials(self) -> None:
         """Raise :class:`CronofyConfigError` unless the connection has, or can get, an access token."""
         self._credentials  # noqa: B018 - loads the stored tokens
         if self._access_token is None and not self.can_refresh:
-            raise CronofyConfigError(
-                "Changing calendar events needs a user's access token: set the extra "
-                f"access_token of connection '{self.cronofy_conn_id}', or client_id and "
-                "refresh_token (with the API key as password) so the hook can get one."
-            )
-
-    def _require_access_token(self) -> str:
-        self.require_calendar_credentials()
-        if self._access_token is None:
-            self.refresh_access_token()
-        assert self._access_token is not None
-        return self._access_token
-
-    def _calendar_call(
-        self, method: str, calendar_id: str, event_id: str, body: dict[str, Any], *, scope: str
-    ) -> None:
-        segment = calendar_path_segment(calendar_id)
-        validate_item("event_id", event_id)
-        path = f"/v1/calendars/{segment}/events"
-        reply = self._send(method, path, body, self._require_access_token(), event_id)
-        if reply.status == 401 and self.can_refresh:
-            log.info("Cronofy rejected the access token (401); refreshing it once for this call.")
-            self.refresh_access_token()
-            reply = self._send(method, path, body, self._require_access_token(), event_id)
-        if 200 <= reply.status < 300:
-            return
-        if reply.status == 404:
-            raise CronofyAPIError(
-                f"Cronofy answered 404 for calendar '{calendar_id}': the calendar does not exist or "
-                "is not accessible to the connection's access token (a token of another user or "
-                "data center).",
-                status_code=404,
-                errors=_errors_of(reply.body),
-                item=event_id,
-                fatal=True,
-            )
-        raise self._api_error(reply, event_id, credential="access token", scope=scope)
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        body: Any,
-        token: str | None,
-        item: str | None,
-        *,
-        retries: int | None = None,
-    ) -> _Reply:
-        """Send one request with pacing and retries; return the last reply (any status).
-
-        Raises :class:`CronofyAPIError` only when no usable reply came (transport errors after
-        every retry, a Retry-After beyond :attr:`max_retry_after`, retryable statuses throughout).
-        """
-        settings = self.settings
-        max_retries = settings.max_retries if retries is None else retries
-        url = settings.base_url + path
-        headers = {"Content-Type": JSON_CONTENT_TYPE} if body is not None else {}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        data = json.dumps(body).encode("utf-8") if body is not None else None
-        what = f"{method} {path}" + (f" for {item!r}" if item is not None else "")
-
-        def attempt() -> _Reply:
-            self.pacer.acquire()
-            self.requests_sent += 1
-            try:
-                # No redirects: a 307/308 would re-send the body (the client secret and refresh
-                # token of a refresh) to whatever host the Location names, unpaced and uncounted.
-                response = self.session.request(
-                    method,
-                    url,
-                    data=data,
-                    headers=headers,
-                    timeout=settings.timeout,
-                    stream=True,
-                    allow_redirects=False,
-                )
-            except requests.exceptions.SSLError as error:
-                raise CronofyAPIError(
-                    f"TLS error talking to {settings.base_url}: {type(error).__name__}.", item=item
-                ) from None
-            except (requests.ConnectionError, requests.Timeout) as error:
-                raise _Retryable(None, error) from None
-            except requests.RequestException as error:
-                # A malformed URL or request fails every item the same way: stop the run.
-                raise CronofyAPIError(
-                    f"{what} failed: {type(error).__name__} (base URL {settings.base_url}).",
-                    item=item,
-                    fatal=True,
-                ) from None
-            try:
-                reply = _read(response)
-            except requests.RequestException as error:  # a truncated or reset body
-                raise _Retryable(None, error) from None
-            log.debug("%s -> %s", what, reply.status)
-            if reply.status in RETRYABLE_STATUSES:
-                retry_after = _retry_after_seconds(reply.headers.get("Retry-After"))
-                if retry_after is not None and retry_after > self.max_retry_after:
-                    raise CronofyAPIError(
-                        f"Cronofy answered {reply.status} to {what} and asked to wait "
-                        f"{retry_after:.0f} s before retrying, more than the {self.max_retry_after:.0f} s "
-                        "this hook will sleep for; the item fails instead. Re-run the task later.",
-                        status_code=reply.status,
-                        item=item,
-                    )
-                raise _Retryable(reply)
-            return reply
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, _Retryable) and error.reply is not None:
-                retry_after = _retry_after_seconds(error.reply.headers.get("Retry-After"))
-                if retry_after is not None:
-                    return retry_after
-            ceiling = min(self.retry_backoff_max, self.retry_backoff * 2 ** (state.attempt_number - 1))
-            # Full jitter: parallel tasks that failed together do not retry together.
-            return random.uniform(ceiling / 2, ceiling)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            self.retries_spent += 1
-            error = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "%s: %s; retrying in %.1f s (attempt %d of %d).",
-                what,
-                _describe(error),
-                state.next_action.sleep if state.next_action else 0.0,
-                state.attempt_number + 1,
-                max_retries + 1,
-            )
-
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(max_retries + 1),
-            wait=wait,
-            retry=tenacity.retry_if_exception_type(_Retryable),
-            sleep=lambda seconds: self.sleep(seconds),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        try:
-            return retrying(attempt)
-        except _Retryable as failed:
-            attempts = max_retries + 1
-            if failed.reply is not None:
-                # The caller turns the last status into its error, naming the attempts made.
-                return failed.reply._replace(attempts=attempts)
-            raise CronofyAPIError(
-                f"{what} failed after {attempts} attempt(s): {_describe(failed)} "
-                f"(base URL {settings.base_url}, timeout {settings.timeout[1]:g} s).",
-                item=item,
-            ) from None
+            raise error_messages.access_token_missing(self.cronofy_conn_id)
 
     def _api_error(
-        self, reply: _Reply, item: str | None, *, credential: str, scope: str | None = None
+        self, reply: Reply, item: str | None, *, credential: str, scope: str | None = None
     ) -> CronofyAPIError:
-        status = reply.status
-        errors = _errors_of(reply.body)
-        settings = self.settings
-        if status == 401:
-            where = (
-                f"data center '{settings.data_center}' ({settings.base_url})"
-                if settings.data_center
-                else f"{settings.base_url}"
-            )
-            if credential == "API key":
-                message = (
-                    f"Cronofy rejected the API key (401 Unauthorized) at {where}. Check that the "
-                    f"password of connection '{self.cronofy_conn_id}' is the application's API key "
-                    "(client secret); a key from another data center is rejected too, so check the "
-                    "connection's data_center extra."
-                )
-            else:
-                fix = (
-                    "even after refreshing it; re-authorise the user and update the connection"
-                    if self.can_refresh
-                    else "it may have expired or been revoked: add client_id and refresh_token to "
-                    "the connection so the hook can refresh it"
-                )
-                message = (
-                    f"Cronofy rejected the access token (401 Unauthorized) at {where}, {fix}. A token "
-                    "from another data center is rejected too: check the data_center extra."
-                )
-        elif status == 402:
-            message = (
-                "Cronofy answered 402 Payment Required: the application's plan does not include "
-                "Meeting Agents (the Emerging plan or above, with the Meeting Agents feature "
-                "switched on)."
-            )
-        elif status == 403:
-            needed = _missing_scope(errors) or scope
-            message = (
-                f"Cronofy answered 403 Forbidden: the {credential} lacks the '{needed}' scope. "
-                "Re-authorise the user with that scope."
-                if needed
-                else f"Cronofy answered 403 Forbidden: the {credential} is not allowed to do this."
-            )
-        elif status == 422:
-            message = "Cronofy rejected the request (422 Unprocessable Entity): " + (
-                _describe_errors(errors) or "no detail given"
-            )
-        elif status == 423:
-            message = "Cronofy answered 423 Locked: the account is locked."
-        elif status in RETRYABLE_STATUSES:
-            # Earlier attempts may have met other faults (a timeout, another status): name the last.
-            message = f"Cronofy answered {status} {_status_text(status)}; gave up after {reply.attempts} attempt(s)."
-        else:
-            message = f"Cronofy answered {status} {_status_text(status)}" + (
-                f": {_describe_errors(errors)}" if errors else f" ({_body_summary(reply)})."
-            )
-        return CronofyAPIError(
-            self.redact(message),
-            status_code=status,
-            errors=errors,
-            item=item,
-            fatal=status in FATAL_STATUSES,
+        error = error_messages.api_error(
+            reply, self._where, item=item, credential=credential, can_refresh=self.can_refresh, scope=scope
         )
-
-    def _token_error(self, reply: _Reply) -> CronofyAPIError:
-        payload = _json_or_none(reply.body)
-        code = payload.get("error") if isinstance(payload, dict) else None
-        if code == "invalid_grant":
-            message = (
-                "Cronofy refused the refresh token of connection "
-                f"'{self.cronofy_conn_id}' (400 invalid_grant): it was revoked, or belongs to another "
-                "application or data center. Re-authorise the user and put the new refresh token "
-                "in the connection's refresh_token extra."
-            )
-        elif code == "invalid_client" or reply.status == 401:
-            message = (
-                "Cronofy refused the client credentials while refreshing the access token "
-                f"(invalid_client): check the client_id extra and the API key (password) of "
-                f"connection '{self.cronofy_conn_id}', and its data center."
-            )
-        else:
-            message = (
-                f"Refreshing the access token failed: Cronofy answered {reply.status} "
-                f"{_status_text(reply.status)}" + (f" ({code})." if isinstance(code, str) else ".")
-            )
-        return CronofyAPIError(self.redact(message), status_code=reply.status, fatal=True)
+        error.args = (self.redact(str(error)),)
+        return error
 
     def redact(self, text: str) -> str:
         """Return ``text`` with every credential of the connection replaced by ``***``."""
@@ -723,202 +568,54 @@ class CronofyHook(BaseHook):
         return text
 
 
-# ---------------------------------------------------------------------- settings helpers
+class _PerItemJob:
+    """A :class:`~.concurrency.Job` of one :class:`Call` per item."""
+
+    unit_size = 1
+
+    def __init__(self, hook: CronofyHook, make_call: Callable[[str], Call]) -> None:
+        self._hook = hook
+        self._make_call = make_call
+
+    def attempt(self, items: list[str]) -> list[Any]:
+        (item,) = items
+        call = self._make_call(item)
+        return [call.interpret(self._hook.attempt(call.request, call.auth))]
+
+    def settle(self, item: str, retry: RetryLater, attempts: int) -> Any:
+        call = self._make_call(item)
+        return call.interpret(self._hook.transport.settle(call.request, retry, attempts))
 
 
-def _extra_of(conn: Any) -> dict[str, Any]:
-    try:
-        extra = conn.extra_dejson
-    except Exception:  # a malformed extra must not leak its text into an exception
-        raise CronofyConfigError(f"The extra of connection '{conn.conn_id}' is not valid JSON.") from None
-    if not isinstance(extra, dict):
-        return {}
-    # Forms of Airflow before 2.3 stored fields as extra__cronofy__<name>; the bare name wins.
-    prefix = "extra__cronofy__"
-    legacy = {key[len(prefix) :]: value for key, value in extra.items() if key.startswith(prefix)}
-    return {**legacy, **{key: value for key, value in extra.items() if not key.startswith(prefix)}}
+def event_request(event_id: str, *, delete_event: bool) -> tuple[str, dict[str, Any], str]:
+    """Method, body and needed scope of the event call that cancels ``event_id``'s agent."""
+    if delete_event:
+        return "DELETE", {"event_id": event_id}, "delete_event"
+    return "POST", {"event_id": event_id, "meeting_agent": {"profile_id": "none"}}, "create_event"
 
 
-def _optional_str(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise CronofyConfigError(f"A credential of the connection is a {type(value).__name__}, not a string.")
-    return value
+def _check_method(method: object) -> str:
+    if isinstance(method, str) and method.strip().upper() in HTTP_METHODS:
+        return method.strip().upper()
+    raise CronofyInputError(f"method must be one of {', '.join(HTTP_METHODS)}, got {method!r:.100}.")
 
 
-def _parse_data_center(value: object) -> str:
-    if value is None or value == "":
-        return "us"
-    if isinstance(value, str) and value.strip().lower() in DATA_CENTERS:
-        return value.strip().lower()
-    raise CronofyConfigError(f"Unknown Cronofy data center {value!r}: use one of {', '.join(DATA_CENTERS)}.")
-
-
-def _is_loopback(hostname: str) -> bool:
-    if hostname.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
-def _parse_host(host: str, port: int | None) -> str:
-    raw = host.strip()
-    if "://" not in raw:
-        raw = "https://" + raw
-    try:
-        parts = urlsplit(raw)
-        parsed_port = parts.port
-    except ValueError:
-        raise CronofyConfigError(f"The connection's host {host!r} is not a valid URL.") from None
-    scheme = parts.scheme.lower()
-    hostname = parts.hostname or ""
+def _check_path(path: object) -> None:
     problem = None
-    if scheme not in ("http", "https"):
-        problem = f"its scheme must be https:// (not {parts.scheme}://)"
-    elif not hostname:
-        problem = "it has no host name"
-    elif "@" in parts.netloc:
-        problem = "it holds user info (credentials belong in the password field)"
-    elif parts.query or parts.fragment or "?" in raw or "#" in raw:
-        problem = "it holds a query or a fragment"
-    elif scheme == "http" and not _is_loopback(hostname):
-        problem = "http:// is only allowed for loopback hosts (localhost, 127.0.0.0/8, [::1])"
-    elif any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):
-        # "%2e%2e" is ".." too: HTTP clients and servers decode it and climb out of the prefix.
-        problem = "its path holds a '.' or '..' segment"
-    elif parts.path.rstrip("/").endswith("/v1"):
-        problem = "it ends in /v1: give the base URL, the hook adds /v1/... itself"
+    if not isinstance(path, str):
+        problem = f"must be a string, got {type(path).__name__}"
+    elif not _PATH.fullmatch(path):
+        problem = "must start with '/' and hold no spaces or control characters (e.g. '/v1/userinfo')"
+    elif "#" in path:
+        problem = "must not hold a fragment ('#')"
+    elif any(
+        seg in (".", "..") or seg.lower() in ("%2e", "%2e%2e", ".%2e", "%2e.")
+        for seg in path.split("?")[0].split("/")
+    ):
+        problem = "must not hold '.' or '..' segments"
     if problem:
-        # host is not a secret once user info is refused; still, never echo user info back.
-        shown = host if "@" not in host else "<redacted>"
-        raise CronofyConfigError(f"The connection's host {shown!r} is refused: {problem}.")
-    netloc = parts.netloc
-    if parsed_port is None and port:
-        netloc = f"{netloc}:{int(port)}"
-    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+        raise CronofyInputError(f"path {problem}; got {path!r:.100}.")
 
 
-def _parse_timeout(value: object) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise CronofyConfigError(
-            f"timeout must be a number of seconds greater than 0, got {value!r}."
-        ) from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise CronofyConfigError(f"timeout must be a number of seconds greater than 0, got {value!r}.")
-    return seconds
-
-
-def _parse_count(name: str, value: object, default: int) -> int:
-    if value is None or value == "":
-        return default
-    number: float | None = None
-    if not isinstance(value, bool):
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            number = None
-    if number is None or not math.isfinite(number) or number < 0 or number != int(number):
-        raise CronofyConfigError(f"{name} must be a whole number, 0 or more, got {value!r}.")
-    return int(number)
-
-
-# ---------------------------------------------------------------------- reply helpers
-
-
-def _read(response: requests.Response) -> _Reply:
-    # Read at most MAX_BODY_BYTES: an error page of megabytes must not fill the worker's memory.
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_content(64 * 1024):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                break
-    finally:
-        response.close()
-    return _Reply(response.status_code, response.headers, b"".join(chunks)[:MAX_BODY_BYTES])
-
-
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def _errors_of(body: bytes) -> Any:
-    payload = _json_or_none(body)
-    return payload.get("errors") if isinstance(payload, dict) else None
-
-
-def _describe_errors(errors: Any) -> str:
-    if not isinstance(errors, dict):
-        return ""
-    parts = []
-    for field, problems in errors.items():
-        descriptions = [
-            str(p.get("description") or p.get("key")) if isinstance(p, dict) else str(p)
-            for p in (problems if isinstance(problems, list) else [problems])
-        ]
-        parts.append(f"{field}: {', '.join(descriptions)}")
-    return "; ".join(parts)
-
-
-def _missing_scope(errors: Any) -> str | None:
-    if isinstance(errors, dict):
-        for problems in errors.values():
-            for problem in problems if isinstance(problems, list) else []:
-                if isinstance(problem, dict) and "scope" in str(problem.get("key", "")):
-                    return str(problem.get("description") or "") or None
-    return None
-
-
-def _status_text(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def _body_summary(reply: _Reply) -> str:
-    kind = reply.headers.get("Content-Type", "no content type")
-    return f"{len(reply.body)} byte body of {kind}"
-
-
-def _describe(error: BaseException | None) -> str:
-    if isinstance(error, _Retryable):
-        if error.reply is not None:
-            return f"Cronofy answered {error.reply.status} {_status_text(error.reply.status)}"
-        error = error.error
-    if isinstance(error, requests.Timeout):
-        return f"no answer in time ({type(error).__name__})"
-    if isinstance(error, requests.ConnectionError):
-        return f"connection failed ({type(error).__name__})"
-    return type(error).__name__ if error else "unknown error"
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False)

@@ -6,6 +6,9 @@ no window of one second or one minute ever holds more requests than the limit, w
 server counts (fixed or sliding windows). Writing it here costs about thirty lines; the rate
 limiting libraries on PyPI bring buckets, back-ends and API churn this does not need.
 
+Within the per-second limit, requests are also spaced evenly (one every ``1/limit`` seconds), so
+that many requests in flight at once still reach the server one at a time, in order.
+
 Pacing is per process: a pacer is shared by every hook in the process that talks to the same base
 URL with the same limits. Tasks in other processes (other workers, mapped task instances) are not
 paced together: bound them with an Airflow pool (see the README).
@@ -39,7 +42,7 @@ class RequestPacer:
         windows: list[tuple[float | None, float]],
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._windows = [
             (int(limit), seconds * WINDOW_MARGIN, deque[float]()) for limit, seconds in windows if limit
@@ -55,29 +58,48 @@ class RequestPacer:
         """Whether any window is on."""
         return bool(self._windows)
 
-    def acquire(self) -> None:
-        """Wait until a request may be sent, and count it as sent now."""
+    @property
+    def smallest_limit(self) -> int | None:
+        """The lowest limit of any window (``None`` when pacing is off)."""
+        return min((limit for limit, _, _ in self._windows), default=None)
+
+    def acquire(self, cost: int = 1, *, stop: threading.Event | None = None) -> bool:
+        """Wait until ``cost`` more requests fit under every window, and count them as sent now.
+
+        Returns ``False`` without counting anything when ``stop`` is set before they fit (a
+        stopped bulk run must not sit out a long pacing wait). Callers sharing the pacer queue
+        behind its lock, so they are admitted one at a time, in turn.
+        """
         if not self._windows:
-            return
+            return not (stop is not None and stop.is_set())
         with self._lock:
             while True:
+                if stop is not None and stop.is_set():
+                    return False
                 now = self._clock()
                 delay = 0.0
                 for limit, seconds, sent in self._windows:
                     while sent and sent[0] <= now - seconds:
                         sent.popleft()
-                    if len(sent) >= limit:
-                        delay = max(delay, sent[0] + seconds - now)
+                    # A cost above the limit would never fit: let it through on an empty window.
+                    over = len(sent) + min(cost, limit) - limit
+                    if over > 0:
+                        delay = max(delay, sent[over - 1] + seconds - now)
                 if delay <= 0:
                     for _, _, sent in self._windows:
-                        sent.append(now)
-                    return
+                        sent.extend([now] * cost)
+                    return True
                 self.waited += delay
                 if delay >= LOG_WAITS_FROM_SECONDS:
                     log.info(
                         "Pacing under Cronofy's rate limit: waiting %.1f s before the next request.", delay
                     )
-                self._sleep(delay)
+                if self._sleep is not None:
+                    self._sleep(delay)
+                elif stop is not None:
+                    stop.wait(delay)
+                else:
+                    time.sleep(delay)
 
 
 _shared: dict[tuple[str, float | None, float | None], RequestPacer] = {}
@@ -90,5 +112,11 @@ def shared_pacer(base_url: str, per_second: float | None, per_minute: float | No
     with _shared_lock:
         pacer = _shared.get(key)
         if pacer is None:
-            pacer = _shared[key] = RequestPacer([(per_second, 1.0), (per_minute, 60.0)])
+            windows: list[tuple[float | None, float]] = [(per_second, 1.0), (per_minute, 60.0)]
+            if per_second and per_second > 1:
+                # Spread the per-second budget evenly instead of sending it in one burst: a burst
+                # of concurrent sends reaches the server tens of milliseconds apart in any order,
+                # more jitter than WINDOW_MARGIN covers. Evenly spaced sends meet one at a time.
+                windows.append((1, 1.0 / per_second))
+            pacer = _shared[key] = RequestPacer(windows)
         return pacer

@@ -1,8 +1,10 @@
 """Working through a list of items on one hook: argument checks, progress, failure report.
 
-Shared by the Meeting Agent operators. Every item is validated before the first request; every
-item is attempted unless a fatal error (401, 402, 403, ...) makes the rest pointless; the task
-fails with one error that lists each failed item, and keeps what succeeded.
+Shared by the Meeting Agent operators. Every item is validated before the first request; the
+hook's bulk engine (:mod:`airflow_provider_cronofy.hooks.concurrency`) sends them, several at a
+time; this module turns its per-item results into the operator's return value (in input order),
+progress lines, and one error listing every failed item. Nothing here imports ``requests``: DAG
+files import the operators.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any
 from airflow_provider_cronofy.exceptions import (
     CronofyAPIError,
     CronofyBulkError,
-    CronofyError,
     CronofyInputError,
     ItemFailure,
+    stops_a_bulk_run,
 )
 from airflow_provider_cronofy.validation import validate_item
 
 PROGRESS_EVERY_SECONDS = 10.0
+
+Run = Callable[[Sequence[str], Callable[[int, str, Any], None]], list[str]]
+"""Sends every item, calling back ``(index, item, result)`` per item; returns the items never sent."""
 
 
 def normalise_items(name: str, value: object) -> list[str]:
@@ -54,57 +59,69 @@ def normalise_items(name: str, value: object) -> list[str]:
 
 def run_bulk(
     items: Sequence[str],
-    call: Callable[[str], str],
+    run: Run,
     *,
+    outcome_of: Callable[[Any], str],
     noun: str,
     outcomes: Sequence[str],
     log: logging.Logger | Any,
     redact: Callable[[str], str] = str,
     results: dict[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
-    """Call ``call(item)`` for each item; return ``{outcome: [items]}`` in input order.
+    """Send every item with ``run``; return ``{outcome: [items]}`` in input order.
 
-    ``call`` returns the item's outcome (one of ``outcomes``); the item is appended to
-    ``results[outcome]`` (a new dict unless one is passed) as soon as it is known. A
-    :class:`CronofyAPIError` fails the item and the run goes on, unless the error is fatal: then
-    the run stops. After the run, any failure raises :class:`CronofyBulkError` listing each failed
-    item and carrying the results.
+    ``outcome_of`` names the outcome (one of ``outcomes``) of an item's successful result. An
+    item's exception fails the item and the run goes on, unless every other item would meet it
+    too (:func:`~airflow_provider_cronofy.exceptions.stops_a_bulk_run`): then ``run`` stops
+    sending. Afterwards any failure raises :class:`CronofyBulkError` (a
+    :class:`~airflow_provider_cronofy.exceptions.CronofyFatalBulkError` when such an error
+    stopped the run) listing each failed item and carrying the results.
+
+    ``results`` (a new dict unless one is passed) is filled in input order even when ``run`` is
+    interrupted (an ``execution_timeout``), with every outcome known by then.
     """
-    # The caller may pass its own dict, to keep what succeeded if the run is interrupted
-    # (an execution_timeout raises a BaseException in the middle of a request).
     results = results if results is not None else {}
     for outcome in outcomes:
         results.setdefault(outcome, [])
-    failures: list[ItemFailure] = []
-    not_attempted: list[str] = []
+    known: dict[int, str] = {}
+    failures: dict[int, ItemFailure] = {}
+    fatal = False
     total = len(items)
     started = last_report = time.monotonic()
-    fatal = False
-    for index, item in enumerate(items):
-        try:
-            results[call(item)].append(item)
-        except CronofyError as error:
-            status = error.status_code if isinstance(error, CronofyAPIError) else None
-            failures.append(ItemFailure(item, status, redact(str(error))))
-            # A settings or credential problem is the same for every item: stop, like a 401.
-            if not isinstance(error, CronofyAPIError) or error.fatal:
-                fatal = True
-                not_attempted = list(items[index + 1 :])
-                break
-        except Exception as error:  # a bug must not lose the report of what already succeeded
-            failures.append(ItemFailure(item, None, redact(f"{type(error).__name__}: {error}")))
+
+    def on_result(index: int, item: str, result: Any) -> None:
+        nonlocal fatal, last_report
+        if isinstance(result, BaseException):
+            status = result.status_code if isinstance(result, CronofyAPIError) else None
+            reason = (
+                str(result)
+                if isinstance(result, CronofyAPIError) or stops_a_bulk_run(result)
+                else (
+                    f"{type(result).__name__}: {result}"  # a bug must not lose the report of the rest
+                )
+            )
+            failures[index] = ItemFailure(item, status, redact(reason))
+            fatal = fatal or stops_a_bulk_run(result)
+        else:
+            known[index] = outcome_of(result)
         now = time.monotonic()
         if now - last_report >= PROGRESS_EVERY_SECONDS:
             last_report = now
-            done = index + 1
+            done = len(known) + len(failures)
             log.info(
                 "Progress: %d/%d %s done, %d failed, %.1f/s.",
                 done,
                 total,
                 noun,
                 len(failures),
-                done / (now - started),
+                done / max(now - started, 1e-9),
             )
+
+    try:
+        not_attempted = run(items, on_result)
+    finally:
+        for index in sorted(known):  # input order, whatever order the answers came in
+            results[known[index]].append(items[index])
     elapsed = time.monotonic() - started
     summary = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in results.items())
     log.info(
@@ -117,16 +134,17 @@ def run_bulk(
         f", {len(not_attempted)} not attempted" if not_attempted else "",
     )
     if failures:
+        ordered = [failures[index] for index in sorted(failures)]
         lines = [
-            f"  - {f.item!r}: " + (f"{f.status_code}: " if f.status_code else "") + f.reason for f in failures
+            f"  - {f.item!r}: " + (f"{f.status_code}: " if f.status_code else "") + f.reason for f in ordered
         ]
         message = f"{len(failures)} of {total} {noun} failed ({summary}):\n" + "\n".join(lines)
         if fatal:
             message += (
-                f"\nThe run stopped at this error, which every other item would meet too: "
+                f"\nThe run stopped at an error every other item would meet too: "
                 f"{len(not_attempted)} item(s) were not attempted."
             )
-        raise CronofyBulkError(
-            message, failures=failures, results=results, not_attempted=not_attempted, fatal=fatal
+        raise CronofyBulkError.of(
+            message, failures=ordered, results=results, not_attempted=not_attempted, fatal=fatal
         )
     return results

@@ -1,8 +1,9 @@
 """Operators that cancel Cronofy Meeting Agents from a DAG.
 
 Both take one item or a list (typically an upstream task's XCom), check every argument before
-the first request, work through the list on one hook (one HTTP session), log progress on long
-runs, and fail with one error listing every failed item after attempting all the others.
+the first request, send the list through the hook's bulk engine (one HTTP session, several
+requests in flight under the one pacer), log progress on long runs, and fail with one error
+listing every failed item after attempting all the others.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cronofy._compat import BaseOperator
-from airflow_provider_cronofy.exceptions import CronofyInputError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
-from airflow_provider_cronofy.validation import calendar_path_segment
+from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _hook(conn_id: str) -> CronofyHook:
+def _hook(conn_id: str, max_concurrency: int | None = None) -> CronofyHook:
     # Imported when a task runs, not when a DAG file is parsed: the hook pulls in requests.
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 
-    return CronofyHook(conn_id)
+    return CronofyHook(conn_id, max_concurrency=max_concurrency)
 
 
 def _keep_partial_results(context: Mapping[str, Any], results: dict[str, list[str]]) -> None:
@@ -47,18 +47,21 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
     """Cancel scheduled Meeting Agents by their ``scheduling_key``.
 
     Sends ``DELETE /v1/meeting_agents`` once per distinct key, authorised by the connection's API
-    key (its password).
+    key (its password), with up to ``max_concurrency`` requests in flight under the pacer.
 
     :param scheduling_key: one key, or a list or tuple of keys (templated). Keys are sent exactly
         as given; duplicates once; an empty list sends nothing and succeeds.
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
+    :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
+        connection's ``max_concurrency`` extra, or 20.
 
     :return: (the XCom) ``{"cancelled": [...], "not_found": [...]}`` in input order; ``not_found``
         holds the keys Cronofy answered 404 for (already cancelled, or never scheduled).
-    :raises CronofyInputError: a key is not a non-blank string (nothing is sent).
+    :raises CronofyInputError: an argument is invalid (nothing is sent).
     :raises CronofyBulkError: some keys failed after retries; every other key was attempted
-        (unless a 401/402/403 stopped the run), and the error lists each failure. What did
-        succeed is in the error's ``results`` and in the XCom ``partial_result``.
+        (unless a 401/402/403/423 stopped the run: then a ``CronofyFatalBulkError``), and the
+        error lists each failure. What did succeed is in the error's ``results`` and in the XCom
+        ``partial_result``.
     """
 
     template_fields: Sequence[str] = ("scheduling_key", "cronofy_conn_id")
@@ -69,30 +72,31 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
         *,
         scheduling_key: str | Sequence[str],
         cronofy_conn_id: str = DEFAULT_CONN_ID,
+        max_concurrency: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.scheduling_key = scheduling_key
         self.cronofy_conn_id = cronofy_conn_id
+        self.max_concurrency = max_concurrency
 
     def execute(self, context: Any) -> dict[str, list[str]]:
         """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``."""
+        check_max_concurrency(self.max_concurrency)
         keys = normalise_items("scheduling_key", self.scheduling_key)
         if not keys:
             self.log.info("No scheduling keys given: nothing to cancel.")
             return {"cancelled": [], "not_found": []}
-        with _hook(self.cronofy_conn_id) as hook:
+        with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_api_key()
-
-            def cancel(key: str) -> str:
-                return "cancelled" if hook.cancel_scheduled_meeting_agent(key) else "not_found"
-
+            job = hook.call_job(hook.scheduled_cancellation)
             results: dict[str, list[str]] = {"cancelled": [], "not_found": []}
             try:
                 run_bulk(
                     keys,
-                    cancel,
+                    lambda items, on_result: hook.run_many(items, job, on_result),
+                    outcome_of=lambda found: "cancelled" if found else "not_found",
                     noun="scheduling keys",
                     outcomes=("cancelled", "not_found"),
                     log=self.log,
@@ -128,11 +132,14 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         empty list sends nothing and succeeds.
     :param delete_event: delete the events instead of removing their agents (a bool).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
+    :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
+        connection's ``max_concurrency`` extra, or 20.
 
     :return: (the XCom) ``{"cancelled": [event ids]}`` in input order.
     :raises CronofyInputError: an argument is invalid (nothing is sent).
     :raises CronofyBulkError: some events failed after retries; the error lists each one. A 404
-        (the calendar is unknown or not accessible to the token), 401, 402 or 403 stops the run.
+        (the calendar is unknown or not accessible to the token), 401, 402, 403 or 423 stops the
+        run (a ``CronofyFatalBulkError``).
     """
 
     template_fields: Sequence[str] = ("calendar_id", "event_id", "cronofy_conn_id")
@@ -145,6 +152,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         event_id: str | Sequence[str],
         delete_event: bool = False,
         cronofy_conn_id: str = DEFAULT_CONN_ID,
+        max_concurrency: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -152,34 +160,30 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         self.event_id = event_id
         self.delete_event = delete_event
         self.cronofy_conn_id = cronofy_conn_id
+        self.max_concurrency = max_concurrency
 
     def execute(self, context: Any) -> dict[str, list[str]]:
         """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``."""
-        if not isinstance(self.delete_event, bool):
-            raise CronofyInputError(
-                f"delete_event must be True or False, got {type(self.delete_event).__name__}: "
-                f"{self.delete_event!r:.100}."
-            )
+        delete_event = check_bool("delete_event", self.delete_event)
+        check_max_concurrency(self.max_concurrency)
         calendar_path_segment(self.calendar_id)
         event_ids = normalise_items("event_id", self.event_id)
         if not event_ids:
             self.log.info("No event ids given: nothing to cancel.")
             return {"cancelled": []}
         calendar_id = self.calendar_id
-        with _hook(self.cronofy_conn_id) as hook:
+        with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_calendar_credentials()
-            action = hook.delete_event if self.delete_event else hook.remove_meeting_agent_from_event
-
-            def cancel(event_id: str) -> str:
-                action(calendar_id, event_id)
-                return "cancelled"
-
+            job = hook.call_job(
+                lambda event_id: hook.event_cancellation(calendar_id, event_id, delete_event=delete_event)
+            )
             results: dict[str, list[str]] = {"cancelled": []}
             try:
                 return run_bulk(
                     event_ids,
-                    cancel,
+                    lambda items, on_result: hook.run_many(items, job, on_result),
+                    outcome_of=lambda _: "cancelled",
                     noun=f"event(s) of calendar {calendar_id!r}",
                     outcomes=("cancelled",),
                     log=self.log,

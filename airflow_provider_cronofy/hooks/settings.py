@@ -1,0 +1,252 @@
+"""A ``cronofy`` connection's settings and credentials: read, resolved and validated.
+
+Nothing here sends a request or knows about sessions: the transport and the hook consume what
+:func:`resolve_settings` and :func:`read_credentials` return. Every error is a
+:class:`CronofyConfigError` naming the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from airflow_provider_cronofy.exceptions import CronofyConfigError
+from airflow_provider_cronofy.get_provider_info import (
+    DATA_CENTERS,
+    DEFAULT_RATE_LIMIT_PER_MINUTE,
+    DEFAULT_RATE_LIMIT_PER_SECOND,
+)
+from airflow_provider_cronofy.validation import MAX_CONCURRENCY_LIMIT
+
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
+"""Connect and read timeout in seconds when the connection sets none: never unbounded."""
+
+DEFAULT_MAX_RETRIES = 5
+
+DEFAULT_MAX_CONCURRENCY = 20
+"""Requests a bulk run keeps in flight at once when the connection and the operator set none.
+
+Little's law: throughput = requests in flight / latency. Reaching Cronofy's default 50 requests
+per second at 300 ms per answer (the slow end of what a cloud worker sees) needs 50 x 0.3 = 15 in
+flight; 20 leaves room for latency spikes and retries. The pacer, not this number, keeps the run
+under the rate limit, so a higher value never causes 429s; it only costs threads and sockets.
+"""
+
+
+BATCH_RATE_COSTS = ("request", "entries")
+"""How a ``POST /v1/batch`` counts against the pacer: as one request, or as one per entry."""
+
+
+@dataclass(frozen=True)
+class CronofySettings:
+    """A connection resolved and validated: what the hook will use. Holds no secret."""
+
+    base_url: str
+    data_center: str | None
+    timeout: tuple[float, float]
+    max_retries: int
+    rate_limit_per_second: int
+    rate_limit_per_minute: int
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    batch_rate_cost: str = "request"
+
+
+class Credentials(NamedTuple):
+    """The secrets a connection holds (any may be ``None``). Never logged, never in a message."""
+
+    api_key: str | None
+    access_token: str | None
+    client_id: str | None
+    refresh_token: str | None
+
+
+SETTING_NAMES = (
+    "data_center",
+    "timeout",
+    "max_retries",
+    "rate_limit_per_second",
+    "rate_limit_per_minute",
+    "max_concurrency",
+    "batch_rate_cost",
+)
+"""The extras a hook argument may override (an argument that is not ``None`` wins)."""
+
+
+def resolve_settings(conn: Any, overrides: dict[str, Any]) -> CronofySettings:
+    """Return the settings of Airflow connection ``conn``, ``overrides`` winning over its extras.
+
+    :raises CronofyConfigError: a setting is unusable; the message names it and what is allowed.
+    """
+    extra = extra_of(conn)
+    merged = {
+        name: overrides.get(name) if overrides.get(name) is not None else extra.get(name)
+        for name in SETTING_NAMES
+    }
+    data_center = parse_data_center(merged["data_center"])
+    if conn.host:
+        base_url, used_data_center = parse_host(conn.host, conn.port), None
+    else:
+        base_url, used_data_center = DATA_CENTERS[data_center], data_center
+    timeout = parse_timeout(merged["timeout"])
+    return CronofySettings(
+        base_url=base_url,
+        data_center=used_data_center,
+        timeout=(timeout, timeout) if timeout is not None else DEFAULT_TIMEOUT,
+        max_retries=parse_count("max_retries", merged["max_retries"], DEFAULT_MAX_RETRIES),
+        rate_limit_per_second=parse_count(
+            "rate_limit_per_second", merged["rate_limit_per_second"], DEFAULT_RATE_LIMIT_PER_SECOND
+        ),
+        rate_limit_per_minute=parse_count(
+            "rate_limit_per_minute", merged["rate_limit_per_minute"], DEFAULT_RATE_LIMIT_PER_MINUTE
+        ),
+        max_concurrency=parse_max_concurrency(merged["max_concurrency"]),
+        batch_rate_cost=parse_batch_rate_cost(merged["batch_rate_cost"]),
+    )
+
+
+def read_credentials(conn: Any) -> Credentials:
+    """Return the credentials of Airflow connection ``conn`` (password and extras).
+
+    :raises CronofyConfigError: a credential is not a string (its value is not shown).
+    """
+    extra = extra_of(conn)
+    return Credentials(
+        api_key=_optional_str(conn.password),
+        access_token=_optional_str(extra.get("access_token")),
+        client_id=_optional_str(extra.get("client_id")),
+        refresh_token=_optional_str(extra.get("refresh_token")),
+    )
+
+
+def extra_of(conn: Any) -> dict[str, Any]:
+    """The connection's extras as a dict, legacy ``extra__cronofy__<name>`` keys included."""
+    try:
+        extra = conn.extra_dejson
+    except Exception:  # a malformed extra must not leak its text into an exception
+        raise CronofyConfigError(f"The extra of connection '{conn.conn_id}' is not valid JSON.") from None
+    if not isinstance(extra, dict):
+        return {}
+    # Forms of Airflow before 2.3 stored fields as extra__cronofy__<name>; the bare name wins.
+    prefix = "extra__cronofy__"
+    legacy = {key[len(prefix) :]: value for key, value in extra.items() if key.startswith(prefix)}
+    return {**legacy, **{key: value for key, value in extra.items() if not key.startswith(prefix)}}
+
+
+def _optional_str(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise CronofyConfigError(f"A credential of the connection is a {type(value).__name__}, not a string.")
+    return value
+
+
+def parse_data_center(value: object) -> str:
+    """A data center id (``us`` when unset), case and surrounding blanks ignored."""
+    if value is None or value == "":
+        return "us"
+    if isinstance(value, str) and value.strip().lower() in DATA_CENTERS:
+        return value.strip().lower()
+    raise CronofyConfigError(f"Unknown Cronofy data center {value!r}: use one of {', '.join(DATA_CENTERS)}.")
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_host(host: str, port: int | None) -> str:
+    """The base URL that the connection's ``host`` (and ``port``) name, without a trailing slash."""
+    raw = host.strip()
+    if "://" not in raw:
+        raw = "https://" + raw
+    try:
+        parts = urlsplit(raw)
+        parsed_port = parts.port
+    except ValueError:
+        raise CronofyConfigError(f"The connection's host {host!r} is not a valid URL.") from None
+    scheme = parts.scheme.lower()
+    hostname = parts.hostname or ""
+    problem = None
+    if scheme not in ("http", "https"):
+        problem = f"its scheme must be https:// (not {parts.scheme}://)"
+    elif not hostname:
+        problem = "it has no host name"
+    elif "@" in parts.netloc:
+        problem = "it holds user info (credentials belong in the password field)"
+    elif parts.query or parts.fragment or "?" in raw or "#" in raw:
+        problem = "it holds a query or a fragment"
+    elif scheme == "http" and not _is_loopback(hostname):
+        problem = "http:// is only allowed for loopback hosts (localhost, 127.0.0.0/8, [::1])"
+    elif any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):
+        # "%2e%2e" is ".." too: HTTP clients and servers decode it and climb out of the prefix.
+        problem = "its path holds a '.' or '..' segment"
+    elif parts.path.rstrip("/").endswith("/v1"):
+        problem = "it ends in /v1: give the base URL, the hook adds /v1/... itself"
+    if problem:
+        # host is not a secret once user info is refused; still, never echo user info back.
+        shown = host if "@" not in host else "<redacted>"
+        raise CronofyConfigError(f"The connection's host {shown!r} is refused: {problem}.")
+    netloc = parts.netloc
+    if parsed_port is None and port:
+        netloc = f"{netloc}:{int(port)}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def parse_timeout(value: object) -> float | None:
+    """Seconds greater than 0, or ``None`` when unset."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise CronofyConfigError(
+            f"timeout must be a number of seconds greater than 0, got {value!r}."
+        ) from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise CronofyConfigError(f"timeout must be a number of seconds greater than 0, got {value!r}.")
+    return seconds
+
+
+def parse_count(name: str, value: object, default: int) -> int:
+    """A whole number, 0 or more (``default`` when unset); ``"5"`` and ``5.0`` are accepted."""
+    if value is None or value == "":
+        return default
+    number: float | None = None
+    if not isinstance(value, bool):
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = None
+    if number is None or not math.isfinite(number) or number < 0 or number != int(number):
+        raise CronofyConfigError(f"{name} must be a whole number, 0 or more, got {value!r}.")
+    return int(number)
+
+
+def parse_max_concurrency(value: object) -> int:
+    """Requests in flight at once: a whole number from 1 to :data:`MAX_CONCURRENCY_LIMIT`."""
+    message = f"max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY_LIMIT}, got {value!r}."
+    try:
+        number = parse_count("max_concurrency", value, DEFAULT_MAX_CONCURRENCY)
+    except CronofyConfigError:
+        raise CronofyConfigError(message) from None
+    if not 1 <= number <= MAX_CONCURRENCY_LIMIT:
+        raise CronofyConfigError(message)
+    return number
+
+
+def parse_batch_rate_cost(value: object) -> str:
+    """``request`` (default: a batch counts as one request) or ``entries`` (one per entry)."""
+    if value is None or value == "":
+        return "request"
+    if isinstance(value, str) and value.strip().lower() in BATCH_RATE_COSTS:
+        return value.strip().lower()
+    raise CronofyConfigError(f"batch_rate_cost must be one of {', '.join(BATCH_RATE_COSTS)}, got {value!r}.")

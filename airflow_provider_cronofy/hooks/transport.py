@@ -1,0 +1,363 @@
+"""How requests reach Cronofy: the HTTP session, pacing, one attempt, and retries with back-off.
+
+Layering: this module knows settings, the pacer and HTTP; it never imports the hook, and knows
+no Cronofy call. An attempt (:meth:`Transport.exchange`) is paced, checked against the run's
+:class:`SendGate`, sent once and read; a retryable outcome (429, 5xx, a timeout, a dropped
+connection) is raised as :class:`RetryLater`, so that the caller decides how to wait: a single
+call sleeps (:meth:`Transport.with_retries`), a bulk run re-queues the item and moves on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any, NamedTuple, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from airflow_provider_cronofy import __version__
+from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyFatalAPIError
+from airflow_provider_cronofy.hooks.pacing import RequestPacer
+from airflow_provider_cronofy.hooks.settings import CronofySettings
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Cronofy's error bodies are small; anything bigger is not read into memory.
+MAX_BODY_BYTES = 1 << 20
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+log = logging.getLogger(__name__)
+
+
+class Reply(NamedTuple):
+    """One answer: status, headers and (at most :data:`MAX_BODY_BYTES` of) body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    attempts: int = 1
+    """Attempts made when this is the last reply of a retry budget spent on retryable statuses."""
+
+
+class Request(NamedTuple):
+    """What one attempt sends. ``token`` goes into the ``Authorization`` header only."""
+
+    method: str
+    path: str
+    body: Any
+    token: str | None
+    item: str | None = None
+
+    @property
+    def what(self) -> str:
+        """``METHOD /path for 'item'``, for log lines and messages (no body, no token)."""
+        return f"{self.method} {self.path}" + (f" for {self.item!r}" if self.item is not None else "")
+
+
+class RetryLater(Exception):
+    """One attempt failed in a way worth another try: a retryable reply, or a transport error."""
+
+    def __init__(self, reply: Reply | None, error: Exception | None = None) -> None:
+        super().__init__()
+        self.reply = reply
+        self.error = error
+
+    @property
+    def retry_after(self) -> float | None:
+        """Cronofy's ``Retry-After`` in seconds, when the reply carried a usable one."""
+        return retry_after_seconds(self.reply.headers.get("Retry-After")) if self.reply is not None else None
+
+    def describe(self) -> str:
+        """What went wrong, in a few words, without the body."""
+        if self.reply is not None:
+            return f"Cronofy answered {self.reply.status} {status_text(self.reply.status)}"
+        return describe_transport_error(self.error)
+
+
+class Stopped(Exception):
+    """The run was stopped (a fatal error or an interruption): this request was not sent."""
+
+
+class SendGate:
+    """The last check before a request leaves: once :meth:`close` returns, nothing more is sent.
+
+    ``enter`` and ``close`` share a lock, so every request is either admitted before the close
+    or refused after it. The gate also notes, per thread, whether the current unit of work sent
+    anything (the bulk engine reports never-sent items as ``not_attempted``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.stopped = threading.Event()
+        self._local = threading.local()
+
+    def enter(self) -> None:
+        """Admit one request, or raise :class:`Stopped`."""
+        with self._lock:
+            if self.stopped.is_set():
+                raise Stopped
+            self._local.sent = True
+
+    def close(self) -> None:
+        """Refuse every request from now on (and wake any paced wait)."""
+        with self._lock:
+            self.stopped.set()
+
+    def begin_unit(self) -> None:
+        """Start tracking whether this thread's unit of work sends anything."""
+        self._local.sent = False
+
+    def unit_sent(self) -> bool:
+        """Whether this thread's current unit of work had a request admitted."""
+        return bool(getattr(self._local, "sent", False))
+
+
+class RetryPolicy(Protocol):
+    """The knobs of retrying that callers tune (the hook's class attributes and ``sleep``)."""
+
+    retry_backoff: float
+    retry_backoff_max: float
+    max_retry_after: float
+    sleep: Callable[[float], None]
+
+
+def open_session(base_url: str, pool_size: int) -> requests.Session:
+    """A keep-alive session for ``base_url`` whose pool holds ``pool_size`` connections."""
+    session = requests.Session()
+    # requests re-reads proxy variables from the whole environment and ~/.netrc on every
+    # request when trust_env is on (a fifth of a request's CPU time here), and a .netrc entry
+    # would replace the Authorization header. Read the environment once, here, instead.
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle:
+        session.verify = ca_bundle
+    session.headers["User-Agent"] = (
+        f"airflow-provider-cronofy/{__version__} {requests.utils.default_user_agent()}"
+    )
+    session.headers["Accept"] = "application/json"
+    # Retries are the transport's own (Retry-After, jitter, logging); the adapter must not add
+    # more. One pooled connection per request in flight, so no worker opens a throw-away one.
+    adapter = HTTPAdapter(max_retries=0, pool_connections=1, pool_maxsize=max(pool_size, 1), pool_block=False)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+class Transport:
+    """Sends requests for one hook: paced, gated, counted, retried.
+
+    :param settings: the resolved connection settings (base URL, timeouts, retry budget).
+    :param pacer: the process-wide pacer every attempt goes through.
+    :param policy: back-off knobs and ``sleep``, read at each retry (tests tune them).
+    :param session: returns the HTTP session to send on (made on first use by the owner).
+    """
+
+    def __init__(
+        self,
+        settings: CronofySettings,
+        pacer: RequestPacer,
+        policy: RetryPolicy,
+        session: Callable[[], requests.Session],
+    ) -> None:
+        self.settings = settings
+        self.pacer = pacer
+        self.policy = policy
+        self._session = session
+        self._counts = threading.Lock()
+        self.requests_sent = 0
+        self.retries_spent = 0
+        self._local = threading.local()
+
+    @property
+    def gate(self) -> SendGate | None:
+        """The gate of the bulk run this thread works for (``None`` outside a run)."""
+        return getattr(self._local, "gate", None)
+
+    def use_gate(self, gate: SendGate | None) -> None:
+        """Make this thread's attempts pass ``gate`` (``None``: no gate) until changed."""
+        self._local.gate = gate
+
+    def exchange(self, request: Request, *, cost: int = 1) -> Reply:
+        """Send ``request`` once, paced (``cost`` pacer slots); return the reply.
+
+        :raises RetryLater: a 429/5xx reply, a timeout, a failed or reset connection.
+        :raises Stopped: the run's gate is closed; nothing was sent.
+        :raises CronofyAPIError: TLS failed, a ``Retry-After`` is beyond ``max_retry_after``, or
+            the request itself is malformed (a :class:`CronofyFatalAPIError`: every call would be).
+        """
+        settings = self.settings
+        gate = self.gate
+        if not self.pacer.acquire(cost, stop=gate.stopped if gate is not None else None):
+            raise Stopped
+        if gate is not None:
+            gate.enter()
+        with self._counts:
+            self.requests_sent += 1
+        headers = {"Content-Type": JSON_CONTENT_TYPE} if request.body is not None else {}
+        if request.token is not None:
+            headers["Authorization"] = f"Bearer {request.token}"
+        data = json.dumps(request.body).encode("utf-8") if request.body is not None else None
+        try:
+            # No redirects: a 307/308 would re-send the body (the client secret and refresh
+            # token of a refresh) to whatever host the Location names, unpaced and uncounted.
+            response = self._session().request(
+                request.method,
+                settings.base_url + request.path,
+                data=data,
+                headers=headers,
+                timeout=settings.timeout,
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as error:
+            raise CronofyAPIError(
+                f"TLS error talking to {settings.base_url}: {type(error).__name__}.", item=request.item
+            ) from None
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise RetryLater(None, error) from None
+        except requests.RequestException as error:
+            # A malformed URL or request fails every item the same way: stop the run.
+            raise CronofyFatalAPIError(
+                f"{request.what} failed: {type(error).__name__} (base URL {settings.base_url}).",
+                item=request.item,
+            ) from None
+        try:
+            reply = read_reply(response)
+        except requests.RequestException as error:  # a truncated or reset body
+            raise RetryLater(None, error) from None
+        log.debug("%s -> %s", request.what, reply.status)
+        if reply.status in RETRYABLE_STATUSES:
+            retry = RetryLater(reply)
+            self.check_retry_after(retry, request)
+            raise retry
+        return reply
+
+    def check_retry_after(self, retry: RetryLater, request: Request) -> None:
+        """Raise :class:`CronofyAPIError` if Cronofy asks to wait longer than we will."""
+        retry_after = retry.retry_after
+        limit = self.policy.max_retry_after
+        if retry.reply is not None and retry_after is not None and retry_after > limit:
+            raise CronofyAPIError(
+                f"Cronofy answered {retry.reply.status} to {request.what} and asked to wait "
+                f"{retry_after:.0f} s before retrying, more than the {limit:.0f} s "
+                "this hook will sleep for; the item fails instead. Re-run the task later.",
+                status_code=retry.reply.status,
+                item=request.item,
+            )
+
+    def backoff(self, attempt_number: int, retry: RetryLater) -> float:
+        """Seconds to wait before attempt ``attempt_number + 1``: ``Retry-After`` or jittered back-off."""
+        retry_after = retry.retry_after
+        if retry_after is not None:
+            return retry_after
+        policy = self.policy
+        ceiling = min(policy.retry_backoff_max, policy.retry_backoff * 2 ** (attempt_number - 1))
+        # Full jitter: parallel tasks that failed together do not retry together.
+        return random.uniform(ceiling / 2, ceiling)
+
+    def note_retry(self, what: str, retry: RetryLater, delay: float, next_attempt: int) -> None:
+        """Count one retry and log it (without body or token)."""
+        with self._counts:
+            self.retries_spent += 1
+        log.warning(
+            "%s: %s; retrying in %.1f s (attempt %d of %d).",
+            what,
+            retry.describe(),
+            delay,
+            next_attempt,
+            self.settings.max_retries + 1,
+        )
+
+    def with_retries(
+        self, attempt: Callable[[], Reply], request: Request, *, retries: int | None = None
+    ) -> Reply:
+        """Run ``attempt`` until it returns a reply, sleeping ``policy.sleep`` between retryable failures.
+
+        After ``retries`` retries (the connection's ``max_retries`` by default) returns the last
+        retryable reply (its ``attempts`` set), or raises when the last failure had no reply.
+        """
+        max_retries = self.settings.max_retries if retries is None else retries
+        attempt_number = 1
+        while True:
+            try:
+                return attempt()
+            except RetryLater as retry:
+                if attempt_number > max_retries:
+                    return self.settle(request, retry, attempt_number)
+                delay = self.backoff(attempt_number, retry)
+                attempt_number += 1
+                self.note_retry(request.what, retry, delay, attempt_number)
+                self.policy.sleep(delay)
+
+    def settle(self, request: Request, retry: RetryLater, attempts: int) -> Reply:
+        """The outcome of a spent retry budget: the last reply (for the caller to word), or an error.
+
+        :raises CronofyAPIError: the last attempt met a transport error (no reply to word).
+        """
+        if retry.reply is not None:
+            return retry.reply._replace(attempts=attempts)
+        settings = self.settings
+        raise CronofyAPIError(
+            f"{request.what} failed after {attempts} attempt(s): {retry.describe()} "
+            f"(base URL {settings.base_url}, timeout {settings.timeout[1]:g} s).",
+            item=request.item,
+        )
+
+
+def read_reply(response: requests.Response) -> Reply:
+    """Read at most :data:`MAX_BODY_BYTES` of ``response`` and close it."""
+    # An error page of megabytes must not fill the worker's memory.
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                break
+    finally:
+        response.close()
+    return Reply(response.status_code, response.headers, b"".join(chunks)[:MAX_BODY_BYTES])
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) in seconds from now, or ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def status_text(status: int) -> str:
+    """The reason phrase of an HTTP status (``""`` for a non-standard one)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def describe_transport_error(error: BaseException | None) -> str:
+    """A timeout or connection failure in a few words (its class name, never its text)."""
+    if isinstance(error, requests.Timeout):
+        return f"no answer in time ({type(error).__name__})"
+    if isinstance(error, requests.ConnectionError):
+        return f"connection failed ({type(error).__name__})"
+    return type(error).__name__ if error else "unknown error"
