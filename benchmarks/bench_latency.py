@@ -34,6 +34,8 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "median_max_in_flight": median([s["max_in_flight"] for s in samples]),
         "max_failed": max(s["failed"] for s in samples),
     }
+    if "sustained_rate_over_limit" in samples[0]:
+        summary["sustained_rate_over_limit"] = median([s["sustained_rate_over_limit"] for s in samples])
     if "changed_exactly_once" in samples[0]:
         summary["min_changed_exactly_once"] = min(s["changed_exactly_once"] for s in samples)
     return summary
@@ -80,6 +82,9 @@ def run(ctx: Context) -> dict[str, Any]:
                         f"{summary['median_seconds']:.2f}",
                         f"{summary['ideal_seconds']:.2f}",
                         f"{summary['efficiency']:.3f}",
+                        f"{summary['sustained_rate_over_limit']:.3f}"
+                        if "sustained_rate_over_limit" in summary
+                        else "-",
                         summary["max_429"],
                         f"{summary['median_connections']:.0f}",
                         f"{summary['median_max_in_flight']:.0f}",
@@ -93,12 +98,23 @@ def run(ctx: Context) -> dict[str, Any]:
                 )
             by_workload[workload] = figures
         results["by_latency"][f"{latency * 1000:g}ms"] = by_workload
-    headers = ["latency", "workload", "variant", "time s", "ideal s", "ideal/time", "429s", "conns"]
+    headers = [
+        "latency",
+        "workload",
+        "variant",
+        "time s",
+        "ideal s",
+        "ideal/time",
+        "rate/limit",
+        "429s",
+        "conns",
+    ]
     print(table([*headers, "max in flight", "failed", "changed once"], rows))
     print(
         "ideal: the least time the default limits allow for the requests the run needs, plus one "
-        "latency (the last answer); a batch of 50 events counts as one request. 429s: every 429 the "
-        "emulator sent (worst run). conns: TCP connections opened (median)."
+        "latency (the last answer); a batch of 50 events counts as one request. rate/limit: requests "
+        "per second at the emulator after the first 50 (which a sliding window lets through at once), "
+        "over 50/s. 429s: every 429 the emulator sent (worst run). conns: TCP connections opened (median)."
     )
     check_goals(ctx, results)
     return results
@@ -112,15 +128,12 @@ def check_goals(ctx: Context, results: dict[str, Any]) -> None:
             continue
         provider = figures["scheduled"]["provider"]
         what = f"scheduled {results['keys']} keys at {latency * 1000:g} ms"
+        efficiency, rate = provider["efficiency"], provider["sustained_rate_over_limit"]
         print(
-            f"{what}: {provider['efficiency']:.3f} of the rate limit (goal >= 0.95): "
-            + goals.check(
-                NAME,
-                f"{what}: ideal / time",
-                f"{provider['efficiency']:.3f}",
-                ">= 0.95",
-                provider["efficiency"] >= 0.95,
-            )
+            f"{what}: {efficiency:.3f} of the ideal time (goal >= 0.95): "
+            + goals.check(NAME, f"{what}: ideal / time", f"{efficiency:.3f}", ">= 0.95", efficiency >= 0.95)
+            + f"; after the first second, {rate:.3f} of 50/s (goal >= 0.95): "
+            + goals.check(NAME, f"{what}: sustained rate / limit", f"{rate:.3f}", ">= 0.95", rate >= 0.95)
             + f"; 429s {provider['max_429']} (goal 0): "
             + goals.check(
                 NAME, f"{what}: 429 answers", str(provider["max_429"]), "0", provider["max_429"] == 0

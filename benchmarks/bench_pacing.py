@@ -9,6 +9,7 @@ from typing import Any
 
 from emulator_process import EmulatorProcess
 from harness import Context, heading, median, table
+from rate_limited_runs import sustained_rate
 
 NAME = "pacing"
 
@@ -45,9 +46,7 @@ def run(ctx: Context) -> dict[str, Any]:
             stats = emulator.stats(statuses=True)
             times = sorted(t for t, status in emulator.times() if status == 202)
             os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
-        # Any sliding-window limit lets the first `per_second` requests through at once; the rate
-        # the pacing sustains is that of the requests after them, at the server's clock.
-        sustained = (len(times) - per_second) / (times[-1] - times[per_second - 1])
+        sustained = sustained_rate(times, per_second)
         ideal = (-(-n // per_second) - 1) * 1.0  # the least span a perfect client needs
         samples.append(
             {

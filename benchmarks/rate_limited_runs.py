@@ -47,6 +47,15 @@ def ideal_seconds(sends: int, latency: float) -> float:
     return (leaves[-1] if leaves else 0.0) + latency
 
 
+def sustained_rate(arrivals: list[float], per_second: int) -> float:
+    """Requests per second at the server after the first ``per_second`` of them (any sliding-window
+    limit lets those through at once, and a pacer may or may not use that burst): how close a
+    run's pace comes to the limit. ``arrivals`` are the server's arrival times, sorted."""
+    if len(arrivals) <= per_second:
+        return float("nan")
+    return (len(arrivals) - per_second) / (arrivals[-1] - arrivals[per_second - 1])
+
+
 def integrated_sends(events: int, operator_kwargs: dict[str, Any]) -> int:
     """Requests that ``events`` event changes need: one per event, or one per batch of 50 (the
     emulator counts a batch as one request, Cronofy's default as the hook assumes it)."""
@@ -141,6 +150,7 @@ def scheduled_run(
         seen = counts(emulator)
         statuses = emulator.agent_statuses()
         sends = emulator.sends_per_key()
+        arrivals = sorted(at for at, status in emulator.times() if status == 202)
     _, results, failures = timing
     cancelled_on_server = {key for key in keys if statuses.get(key) == "cancelled"}
     failed = {f.item for f in failures}
@@ -149,6 +159,7 @@ def scheduled_run(
     lost = (set(keys) - cancelled_on_server - failed) | (claimed - cancelled_on_server)
     return {
         **figures(latency, n, n, timing),
+        "sustained_rate_over_limit": sustained_rate(arrivals, PER_SECOND) / PER_SECOND,
         "lost": len(lost),
         "most_sends_of_one_key": max(sends.values(), default=0),
         **seen,
