@@ -73,6 +73,18 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         f"{DEFAULT_RATE_LIMIT_PER_MINUTE}, Cronofy's default limit; 0 turns it off.",
         "schema": {"type": ["integer", "null"], "minimum": 0},
     },
+    "max_concurrency": {
+        "label": "Max concurrency",
+        "description": "Requests a bulk run keeps in flight at once (1-100). Default 20: enough to "
+        "reach 50 requests/s at 300 ms per answer. The rate limits still apply.",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+    },
+    "batch_rate_cost": {
+        "label": "Batch rate cost",
+        "description": "How a POST /v1/batch counts against the rate limits: request (one, "
+        "default) or entries (one per event in it).",
+        "schema": {"type": "string", "enum": ["request", "entries"], "default": "request"},
+    },
 }
 """The connection's extra fields: name -> label, description, JSON schema."""
 

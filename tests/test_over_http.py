@@ -247,3 +247,160 @@ def test_request_refreshes_an_expired_token_over_http(emulator, connect):
         ("/oauth/token", 200),
         ("/v1/userinfo", 200),
     ]
+
+
+# ---------------------------------------------------------------- the concurrent engine over HTTP
+
+
+@pytest.fixture
+def slow_emulator():
+    """An emulator answering every request 30 ms late, serving them concurrently."""
+    with CronofyEmulator(rate_limit_per_second=None, rate_limit_per_minute=None, latency=0.03) as emu:
+        emu.add_access_token(TOKEN, account_id="acc_1")
+        emu.add_calendar("cal_1", access_token=TOKEN)
+        yield emu
+
+
+def use(emu, monkeypatch, **extra):
+    extra.setdefault("rate_limit_per_second", 0)
+    extra.setdefault("rate_limit_per_minute", 0)
+    monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", emu.airflow_connection_json(**extra))
+
+
+def test_concurrent_run_with_latency_keeps_order_and_bounds(slow_emulator, monkeypatch):
+    keys = [f"key-{i:03d}" for i in range(120)]
+    for key in keys[::3]:  # a third are unknown: 202 by default, so cancel those we know
+        slow_emulator.schedule_agent(key)
+    use(slow_emulator, monkeypatch, max_concurrency=8)
+    result = scheduled(keys).execute({})
+    assert result == {"cancelled": keys, "not_found": []}
+    assert 2 <= slow_emulator.max_in_flight <= 8  # requests overlapped, never more than allowed
+    assert slow_emulator.connections_opened <= 8  # the pool holds one connection per worker
+    assert slow_emulator.requests_received == len(keys)
+    assert all(slow_emulator.scheduled_agents[k]["cancel_requests"] == 1 for k in keys[::3])
+
+
+def test_concurrent_run_under_faults_loses_nothing(slow_emulator, monkeypatch):
+    keys = [f"key-{i:03d}" for i in range(150)]
+    for key in keys:
+        slow_emulator.schedule_agent(key)
+    slow_emulator.set_random_faults(seed=7, p_503=0.15, p_429=0.05, p_429_retry_after=0.0, p_drop=0.02)
+    use(slow_emulator, monkeypatch, max_concurrency=10, max_retries=5)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CronofyHook, "retry_backoff", 0.001)
+        mp.setattr(CronofyHook, "retry_backoff_max", 0.005)
+        try:
+            result = scheduled(keys).execute({})
+            failures = []
+        except CronofyBulkError as error:
+            result, failures = error.results, error.failures
+    counts = slow_emulator.fault_counts
+    assert counts["503"] + counts["429"] + counts["drop"] > 0  # the faults did happen
+    done = result["cancelled"] + result["not_found"]
+    assert sorted(done + [f.item for f in failures]) == keys  # one outcome each, none lost
+    assert result["cancelled"] == [k for k in keys if k in set(result["cancelled"])]  # input order
+    sends = {}
+    for request in slow_emulator.requests:
+        sends[request.json["scheduling_key"]] = sends.get(request.json["scheduling_key"], 0) + 1
+    assert max(sends.values()) <= 6  # max_retries + 1
+    assert all(slow_emulator.scheduled_agents[k]["status"] == "cancelled" for k in result["cancelled"])
+
+
+def test_fatal_stop_over_http_is_bounded_by_the_in_flight_set(slow_emulator, monkeypatch):
+    keys = [f"key-{i:03d}" for i in range(100)]
+    use(slow_emulator, monkeypatch, max_concurrency=5)
+    slow_emulator.fail_next(1, 403, path="/v1/meeting_agents")
+    with pytest.raises(CronofyBulkError) as info:
+        scheduled(keys).execute({})
+    error = info.value
+    sent = [r.json["scheduling_key"] for r in slow_emulator.requests]
+    assert len(sent) == len(set(sent))
+    assert set(sent) | set(error.not_attempted) == set(keys)
+    assert not set(sent) & set(error.not_attempted)
+    assert error.not_attempted == [k for k in keys if k not in set(sent)]
+    # At most the five in flight when the 403 came, plus one refill per answer read before it.
+    assert len(sent) <= 2 * 5
+    assert [f.status_code for f in error.failures] == [403]
+    assert sorted(error.results["cancelled"]) == sorted(set(sent) - {error.failures[0].item})
+
+
+def test_one_refresh_per_expiry_over_http(slow_emulator, monkeypatch):
+    slow_emulator.add_refresh_token(REFRESH, account_id="acc_1")
+    events = [f"evt_{i:02d}" for i in range(40)]
+    for event in events:
+        slow_emulator.add_event("cal_1", event)
+    slow_emulator.expire_access_token(TOKEN)
+    use(slow_emulator, monkeypatch, access_token=TOKEN, refresh_token=REFRESH, max_concurrency=8)
+    op = CancelIntegratedMeetingAgentOperator(task_id="remove", calendar_id="cal_1", event_id=events)
+    assert op.execute({}) == {"cancelled": events}
+    paths = [r.path for r in slow_emulator.requests]
+    assert paths.count("/oauth/token") == 1
+    assert slow_emulator.status_counts.get(401, 0) <= 8  # only the requests in flight with the old token
+    assert all(slow_emulator.events[("cal_1", e)]["meeting_agent"] is None for e in events)
+    assert all(slow_emulator.event_writes[("cal_1", e)] == 1 for e in events)
+
+
+class Interrupted(BaseException):
+    """Stands for AirflowTaskTimeout: raised in the main thread by a signal handler."""
+
+
+def test_no_send_after_an_interruption_over_http(monkeypatch):
+    import signal
+    import threading
+
+    with CronofyEmulator(rate_limit_per_second=None, rate_limit_per_minute=None, latency=0.2) as emu:
+        keys = [f"key-{i:03d}" for i in range(200)]
+        use(emu, monkeypatch, max_concurrency=6)
+        hooks = []
+        original_init = CronofyHook.__init__
+
+        def init(self, *args, **kwargs):
+            original_init(self, *args, **kwargs)
+            hooks.append(self)
+
+        monkeypatch.setattr(CronofyHook, "__init__", init)
+        main = threading.main_thread().ident
+        stop_watching = threading.Event()
+
+        def watch():  # execution_timeout fires once some answers are in and six are in flight
+            while not stop_watching.is_set():
+                if emu.requests_received >= 12 and emu.in_flight == 6:
+                    signal.pthread_kill(main, signal.SIGUSR1)
+                    return
+                stop_watching.wait(0.001)
+
+        def handler(signum, frame):
+            raise Interrupted()
+
+        previous = signal.signal(signal.SIGUSR1, handler)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        ti = FakeTI()
+        try:
+            with pytest.raises(Interrupted):
+                scheduled(keys).execute({"ti": ti})
+        finally:
+            stop_watching.set()
+            signal.signal(signal.SIGUSR1, previous)
+        (hook,) = hooks
+        admitted = hook.requests_sent  # every request let through before the interruption
+        # Wait for the requests in flight to be answered: their workers are then free to send more.
+        for _ in range(2000):
+            if emu.in_flight == 0 and emu.requests_received == admitted:
+                break
+            threading.Event().wait(0.005)
+        for _ in range(40):  # and give a wrongly running worker the chance to send
+            threading.Event().wait(0.005)
+        assert emu.requests_received == admitted == hook.requests_sent
+        assert admitted < len(keys)
+        partial = ti.pushed["partial_result"]
+        assert partial["cancelled"] == [k for k in keys if k in set(partial["cancelled"])]
+        assert len(partial["cancelled"]) >= 6  # the answers read before the interruption are kept
+
+
+class FakeTI:
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value

@@ -6,8 +6,8 @@ no window of one second or one minute ever holds more requests than the limit, w
 server counts (fixed or sliding windows). Writing it here costs about thirty lines; the rate
 limiting libraries on PyPI bring buckets, back-ends and API churn this does not need.
 
-Within the per-second limit, requests are also spaced evenly (one every ``1/limit`` seconds), so
-that many requests in flight at once still reach the server one at a time, in order.
+Within the per-second limit, requests are also spaced at least ``0.5/limit`` seconds apart, so that
+many requests in flight at once still reach the server one at a time, in order.
 
 Pacing is per process: a pacer is shared by every hook in the process that talks to the same base
 URL with the same limits. Tasks in other processes (other workers, mapped task instances) are not
@@ -114,9 +114,11 @@ def shared_pacer(base_url: str, per_second: float | None, per_minute: float | No
         if pacer is None:
             windows: list[tuple[float | None, float]] = [(per_second, 1.0), (per_minute, 60.0)]
             if per_second and per_second > 1:
-                # Spread the per-second budget evenly instead of sending it in one burst: a burst
-                # of concurrent sends reaches the server tens of milliseconds apart in any order,
-                # more jitter than WINDOW_MARGIN covers. Evenly spaced sends meet one at a time.
-                windows.append((1, 1.0 / per_second))
+                # Space sends at least half a per-second slot apart instead of firing the whole
+                # budget at once: concurrent sends fired together reach the server tens of
+                # milliseconds apart in any order, more jitter than WINDOW_MARGIN covers; spaced
+                # ones meet it one at a time. Half a slot keeps the burst a sliding window allows
+                # (a run of 300 requests at 50/s still starts with 50 in its first half second).
+                windows.append((1, 0.5 / per_second))
             pacer = _shared[key] = RequestPacer(windows)
         return pacer

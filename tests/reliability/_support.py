@@ -24,6 +24,7 @@ from requests.adapters import HTTPAdapter
 
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyError, ItemFailure
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from airflow_provider_cronofy.hooks.transport import RetryLater, Transport
 from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
 from airflow_provider_cronofy.testing import CronofyEmulator
 
@@ -42,9 +43,15 @@ class FakeTI:
 
 @dataclass
 class HookControl:
-    """What the hooks made inside :func:`controlled_hooks` did: their sleeps and counters."""
+    """What the hooks made inside :func:`controlled_hooks` did: their sleeps, back-offs, counters.
+
+    ``backoffs`` holds every wait chosen before a retry (one per retry): a single call sleeps it,
+    a bulk run re-queues the item for that long. ``sleeps`` holds the waits actually asked of
+    ``sleep`` (a single call's back-offs; a bulk run's waits when nothing else is in flight).
+    """
 
     sleeps: list[float] = field(default_factory=list)
+    backoffs: list[float] = field(default_factory=list)
     hooks: list[CronofyHook] = field(default_factory=list)
 
     @property
@@ -76,8 +83,16 @@ def controlled_hooks(
         self.sleep = sleep
         control.hooks.append(self)
 
+    original_backoff = Transport.backoff
+
+    def record_backoff(self: Transport, attempt_number: int, retry: RetryLater) -> float:
+        delay = original_backoff(self, attempt_number, retry)
+        control.backoffs.append(delay)
+        return delay
+
     with (
         mock.patch.object(CronofyHook, "__init__", init),
+        mock.patch.object(Transport, "backoff", record_backoff),
         mock.patch.object(CronofyHook, "retry_backoff", backoff),
         mock.patch.object(CronofyHook, "retry_backoff_max", backoff_max),
     ):
@@ -295,17 +310,23 @@ def _last_calendar_token(emu: CronofyEmulator) -> str:
 
 
 def expire_before_calls(emu: CronofyEmulator, calls: set[int]) -> Any:
-    """Expire the access token in use just before the given calls (1-based) of the operator."""
-    original = CronofyHook.remove_meeting_agent_from_event
-    count = {"n": 0}
+    """Expire the access token in use just before the given events (1-based) are first sent.
 
-    def remove(self, calendar_id, event_id):
-        count["n"] += 1
-        if count["n"] in calls:
-            emu.expire_access_token(_last_calendar_token(emu))
-        return original(self, calendar_id, event_id)
+    Hooks the hook's per-event call builder, which the bulk engine invokes right before it sends
+    an event (again for a retry: only the first time per event counts). Run with one request in
+    flight (``max_concurrency=1``) for an exact transcript.
+    """
+    original = CronofyHook.event_cancellation
+    seen: set[str] = set()
 
-    return mock.patch.object(CronofyHook, "remove_meeting_agent_from_event", remove)
+    def event_cancellation(self, calendar_id, event_id, **kwargs):
+        if event_id not in seen:
+            seen.add(event_id)
+            if len(seen) in calls:
+                emu.expire_access_token(_last_calendar_token(emu))
+        return original(self, calendar_id, event_id, **kwargs)
+
+    return mock.patch.object(CronofyHook, "event_cancellation", event_cancellation)
 
 
 # ---------------------------------------------------------------------- exception hygiene

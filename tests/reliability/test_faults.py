@@ -1,6 +1,6 @@
 """Faults survived, over real HTTP against the local Cronofy emulator (127.0.0.1 only).
 
-Time is bounded by counting (requests sent, sleeps requested), never by measuring it: the hooks'
+Time is bounded by counting (requests sent, back-offs chosen), never by measuring it: the hooks'
 sleeps are recorded instead of slept, back-offs are tiny.
 """
 
@@ -110,12 +110,14 @@ def test_bulk_under_random_faults_loses_no_key(unknown_status):
     assert run.total_requests <= len(keys) * (run.max_retries + 1)
     assert dict(run.paths) == {"/v1/meeting_agents": run.total_requests}  # no token refresh here
 
-    # Sleeps: one per retry, each either Cronofy's Retry-After or within the back-off cap.
-    assert len(run.control.sleeps) == run.control.retries_spent == run.total_requests - len(keys)
+    # Back-offs: one per retry, each either Cronofy's Retry-After or within the back-off cap.
+    assert len(run.control.backoffs) == run.control.retries_spent == run.total_requests - len(keys)
     retry_after = float(RANDOM_FAULTS["retry_after_seconds"])
     backoff_max = 0.01  # controlled_hooks' cap
-    assert all(0 <= s <= backoff_max or s == retry_after for s in run.control.sleeps)
-    assert sum(1 for s in run.control.sleeps if s == retry_after) <= run.fault_counts["429"]
+    assert all(0 <= s <= backoff_max or s == retry_after for s in run.control.backoffs)
+    assert sum(1 for s in run.control.backoffs if s == retry_after) <= run.fault_counts["429"]
+    # The scheduler waited only for what it had re-queued, never longer than the longest back-off.
+    assert all(0 <= s <= retry_after for s in run.control.sleeps)
 
 
 @pytest.mark.parametrize(("unknown_status", "expected"), [(202, True), (404, False)])
@@ -148,7 +150,7 @@ def test_pacing_at_the_servers_limits_never_meets_429():
     assert run.results == {"cancelled": run.keys, "not_found": []}
     assert run.cancelled_on_emulator == set(run.keys)
     assert run.total_requests == 600
-    assert run.control.retries_spent == 0 and run.control.sleeps == []
+    assert run.control.retries_spent == 0 and run.control.sleeps == run.control.backoffs == []
     (hook,) = run.control.hooks
     assert hook.pacer.waited > 0  # the limit was binding: the pacer held requests back
 
@@ -199,7 +201,7 @@ def test_token_expiring_mid_run_is_refreshed_once_per_expiry(emulator):
     events = [f"evt_{i:02d}" for i in range(30)]
     for event in events:
         emulator.add_event("cal_rel", event)
-    set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH)
+    set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
     op = CancelIntegratedMeetingAgentOperator(task_id="remove", calendar_id="cal_rel", event_id=events)
     with controlled_hooks() as control, expire_before_calls(emulator, {10, 20}):
         assert op.execute({}) == {"cancelled": events}
@@ -223,7 +225,7 @@ def test_revoked_refresh_token_stops_with_the_fix_and_one_token_request(emulator
     for event in events:
         emulator.add_event("cal_rel", event)
     emulator.revoke_refresh_token(REFRESH)
-    set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH)
+    set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
     op = CancelIntegratedMeetingAgentOperator(task_id="remove", calendar_id="cal_rel", event_id=events)
     ti = FakeTI()
     with controlled_hooks(), expire_before_calls(emulator, {5}), pytest.raises(CronofyBulkError) as info:
@@ -244,7 +246,7 @@ def test_revoked_refresh_token_stops_with_the_fix_and_one_token_request(emulator
 
 def test_refreshed_token_rejected_too_refreshes_once_and_stops(emulator):
     events = [f"evt_{i}" for i in range(10)]
-    set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH)
+    set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
     emulator.fail_next(100, 401, path="/v1/calendars/*")
     op = CancelIntegratedMeetingAgentOperator(task_id="remove", calendar_id="cal_rel", event_id=events)
     with controlled_hooks(), pytest.raises(CronofyBulkError) as info:
@@ -420,13 +422,18 @@ def test_garbage_in_a_bulk_run_fails_only_its_items(emulator):
     keys = [f"k{i}" for i in range(6)]
     for key in keys:
         emulator.schedule_agent(key)
-    set_connection(emulator, max_retries=1)
+    set_connection(emulator, max_retries=1, max_concurrency=1)
     # k1: an HTML teapot; k3: truncated JSON on 422; k5: the connection dropped on every attempt.
     with controlled_hooks(), transport_log():
         op = CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys)
-        original = CronofyHook.cancel_scheduled_meeting_agent
+        original = CronofyHook.scheduled_cancellation
+        scripted: set[str] = set()
 
         def cancel(self, key):
+            # Called right before each send of the key (again for its retry): script once per key.
+            if key in scripted:
+                return original(self, key)
+            scripted.add(key)
             if key == "k1":
                 emulator.fail_next(1, 418, body=HTML, content_type="text/html")
             elif key == "k3":
@@ -436,7 +443,7 @@ def test_garbage_in_a_bulk_run_fails_only_its_items(emulator):
             return original(self, key)
 
         with (
-            mock.patch.object(CronofyHook, "cancel_scheduled_meeting_agent", cancel),
+            mock.patch.object(CronofyHook, "scheduled_cancellation", cancel),
             pytest.raises(CronofyBulkError) as info,
         ):
             op.execute({})

@@ -180,7 +180,7 @@ def test_401s_and_refresh_with_rotation_leak_nothing(emulator, transcript):
         assert isinstance(transcript.run(lambda: scheduled(["k1", "k2"]).execute({})), CronofyBulkError)
 
         # The access token expires twice mid-run: refreshed, with the refresh token rotated each time.
-        set_connection(emulator, access_token=ACCESS, refresh_token=REFRESH)
+        set_connection(emulator, access_token=ACCESS, refresh_token=REFRESH, max_concurrency=1)
         events = [f"evt_{i:02d}" for i in range(30)]
         with expire_before_calls(emulator, {10, 20}):
             assert transcript.run(lambda: integrated(events).execute({})) == {"cancelled": events}
@@ -334,7 +334,7 @@ def test_refreshed_and_rotated_tokens_are_registered_with_the_masker(emulator, m
 
     monkeypatch.setattr(hook_module, "mask_secret", mask)
     emulator.rotate_refresh_tokens = True
-    set_connection(emulator, access_token=ACCESS, refresh_token=REFRESH)
+    set_connection(emulator, access_token=ACCESS, refresh_token=REFRESH, max_concurrency=1)
     events = [f"evt_{i:02d}" for i in range(12)]
     with controlled_hooks() as control, expire_before_calls(emulator, {4, 8}):
         assert integrated(events).execute({}) == {"cancelled": events}
