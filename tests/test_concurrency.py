@@ -266,7 +266,7 @@ def test_unknown_calendar_is_fatal_under_concurrency(fake_api):
     events = [f"e{i}" for i in range(30)]
     with pytest.raises(CronofyFatalBulkError) as info:
         CancelIntegratedMeetingAgentOperator(
-            task_id="t", calendar_id="cal_1", event_id=events, max_concurrency=5
+            task_id="t", calendar_id="cal_1", event_id=events, max_concurrency=5, use_batch=False
         ).execute({})
     sent = {json.loads(r.body)["event_id"] for r in fake_api.request_history}
     error = info.value
@@ -309,7 +309,7 @@ def test_one_refresh_per_expiry_however_many_workers_meet_the_401(fake_api, set_
     fake_api.add("POST", EVENTS, events)
     event_ids = [f"e{i}" for i in range(40)]
     result = CancelIntegratedMeetingAgentOperator(
-        task_id="t", calendar_id="cal_1", event_id=event_ids, max_concurrency=concurrency
+        task_id="t", calendar_id="cal_1", event_id=event_ids, max_concurrency=concurrency, use_batch=False
     ).execute({})
     assert result == {"cancelled": event_ids}
     paths = [r.path for r in fake_api.request_history]
@@ -331,7 +331,7 @@ def test_a_refused_refresh_is_asked_once_under_concurrency(fake_api, set_connect
     event_ids = [f"e{i}" for i in range(40)]
     with pytest.raises(CronofyFatalBulkError) as info:
         CancelIntegratedMeetingAgentOperator(
-            task_id="t", calendar_id="cal_1", event_id=event_ids, max_concurrency=8
+            task_id="t", calendar_id="cal_1", event_id=event_ids, max_concurrency=8, use_batch=False
         ).execute({})
     paths = [r.path for r in fake_api.request_history]
     assert paths.count("/oauth/token") == 1

@@ -794,3 +794,76 @@ def test_request_missing_credential_sends_nothing(set_connection, requests_mock)
     with pytest.raises(CronofyConfigError, match="access_token"):
         make_hook().request("GET", "/v1/userinfo", auth="access_token")
     assert requests_mock.call_count == 0
+
+
+# ---------------------------------------------------------------- fail fast: what Airflow retries
+
+
+@pytest.mark.parametrize(
+    ("status", "fails_fast"),
+    [(401, True), (402, True), (403, True), (423, True), (422, False), (400, False), (409, False)],
+)
+def test_errors_a_retry_cannot_fix_skip_airflow_retries(set_connection, requests_mock, status, fails_fast):
+    from airflow_provider_cronofy._compat import AirflowException, AirflowFailException
+    from airflow_provider_cronofy.exceptions import CronofyFatalAPIError
+
+    set_connection()
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=status)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert isinstance(info.value, AirflowException)
+    assert isinstance(info.value, AirflowFailException) is fails_fast
+    assert isinstance(info.value, CronofyFatalAPIError) is fails_fast
+    assert info.value.fatal is fails_fast
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_transient_errors_keep_airflow_retries(set_connection, requests_mock, no_sleep, status):
+    from airflow_provider_cronofy._compat import AirflowFailException
+
+    set_connection(max_retries=1)
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=status)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert not isinstance(info.value, AirflowFailException)
+    assert not info.value.fatal
+
+
+def test_transport_failure_keeps_airflow_retries(set_connection, requests_mock, no_sleep):
+    from airflow_provider_cronofy._compat import AirflowFailException
+
+    set_connection(max_retries=1)
+    requests_mock.delete(f"{US}/v1/meeting_agents", exc=requests.ConnectTimeout)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert not isinstance(info.value, AirflowFailException)
+
+
+def test_unknown_calendar_and_refused_refresh_fail_fast(set_connection, requests_mock):
+    from airflow_provider_cronofy._compat import AirflowFailException
+
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.delete(f"{US}/v1/calendars/cal_x/events", status_code=404)
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().delete_event("cal_x", "e1")
+    assert isinstance(info.value, AirflowFailException)
+
+    refreshable(set_connection)
+    requests_mock.post(f"{US}/oauth/token", status_code=400, json={"error": "invalid_grant"})
+    with pytest.raises(CronofyAPIError) as info:
+        make_hook().delete_event("cal_x", "e1")
+    assert isinstance(info.value, AirflowFailException)
+
+
+@pytest.mark.parametrize(
+    "conn",
+    [{"password": None}, {"data_center": "mars"}, {"timeout": "soon"}, {"max_concurrency": 0}],
+)
+def test_missing_credential_or_bad_setting_fails_fast(set_connection, requests_mock, conn):
+    from airflow_provider_cronofy._compat import AirflowFailException
+
+    set_connection(**conn)
+    with pytest.raises(CronofyConfigError) as info:
+        make_hook().cancel_scheduled_meeting_agent("k")
+    assert isinstance(info.value, AirflowFailException)
+    assert requests_mock.call_count == 0

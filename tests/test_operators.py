@@ -34,6 +34,7 @@ def scheduled(keys, **kwargs):
 
 def integrated(event_ids, **kwargs):
     kwargs.setdefault("calendar_id", "cal_1")
+    kwargs.setdefault("use_batch", False)  # one request per event; the batch tests are in test_batch.py
     return CancelIntegratedMeetingAgentOperator(task_id="cancel_evt", event_id=event_ids, **kwargs)
 
 
@@ -321,3 +322,30 @@ def test_interrupted_run_keeps_what_succeeded(requests_mock):
     with pytest.raises(Interrupted):
         scheduled(["a", "b", "c", "d"], max_concurrency=1).execute({"ti": ti})
     assert ti.pushed["partial_result"] == {"cancelled": ["a"], "not_found": ["b"]}
+
+
+# ---------------------------------------------------------------- fail fast: what Airflow retries
+
+
+def test_a_bulk_run_stopped_by_a_fatal_error_fails_fast(requests_mock):
+    from airflow_provider_cronofy._compat import AirflowFailException
+    from airflow_provider_cronofy.exceptions import CronofyFatalBulkError
+
+    requests_mock.delete(AGENTS, text=answer_by_key({"k2": 403}))
+    with pytest.raises(CronofyBulkError) as info:  # users' `except CronofyBulkError` still works
+        scheduled(["k1", "k2", "k3"], max_concurrency=1).execute({})
+    assert isinstance(info.value, CronofyFatalBulkError)
+    assert isinstance(info.value, AirflowFailException)
+    assert info.value.fatal
+
+
+def test_a_bulk_run_with_only_transient_failures_keeps_airflow_retries(requests_mock, no_sleep):
+    from airflow_provider_cronofy._compat import AirflowException, AirflowFailException
+
+    requests_mock.delete(AGENTS, text=answer_by_key({"k2": 503}))
+    with pytest.raises(CronofyBulkError) as info:
+        scheduled(["k1", "k2", "k3"], max_concurrency=1).execute({})
+    assert isinstance(info.value, AirflowException)
+    assert not isinstance(info.value, AirflowFailException)
+    assert not info.value.fatal
+    assert info.value.results["cancelled"] == ["k1", "k3"]

@@ -126,10 +126,10 @@ def test_remove_agent_and_delete_event(emulator, connect):
     emulator.add_event("cal_1", "evt_1")
     emulator.add_event("cal_1", "evt_2")
     assert CancelIntegratedMeetingAgentOperator(
-        task_id="remove", calendar_id="cal_1", event_id="evt_1"
+        task_id="remove", calendar_id="cal_1", event_id="evt_1", use_batch=False
     ).execute({}) == {"cancelled": ["evt_1"]}
     assert CancelIntegratedMeetingAgentOperator(
-        task_id="delete", calendar_id="cal_1", event_id=["evt_2"], delete_event=True
+        task_id="delete", calendar_id="cal_1", event_id=["evt_2"], delete_event=True, use_batch=False
     ).execute({}) == {"cancelled": ["evt_2"]}
     events = emulator.events
     assert events[("cal_1", "evt_1")]["meeting_agent"] is None
@@ -161,7 +161,7 @@ def test_expired_token_refreshed_once_and_run_goes_on(emulator, connect):
         emulator.add_event("cal_1", f"evt_{i}")
     emulator.expire_access_token(TOKEN)
     op = CancelIntegratedMeetingAgentOperator(
-        task_id="remove", calendar_id="cal_1", event_id=[f"evt_{i}" for i in range(5)]
+        task_id="remove", calendar_id="cal_1", event_id=[f"evt_{i}" for i in range(5)], use_batch=False
     )
     assert op.execute({}) == {"cancelled": [f"evt_{i}" for i in range(5)]}
     paths = [r.path for r in emulator.requests]
@@ -176,7 +176,7 @@ def test_revoked_refresh_token_stops_without_storm(emulator, connect):
     connect(access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
     emulator.expire_access_token(TOKEN)
     op = CancelIntegratedMeetingAgentOperator(
-        task_id="remove", calendar_id="cal_1", event_id=[f"evt_{i}" for i in range(10)]
+        task_id="remove", calendar_id="cal_1", event_id=[f"evt_{i}" for i in range(10)], use_batch=False
     )
     with pytest.raises(CronofyBulkError) as info:
         op.execute({})
@@ -331,7 +331,9 @@ def test_one_refresh_per_expiry_over_http(slow_emulator, monkeypatch):
         slow_emulator.add_event("cal_1", event)
     slow_emulator.expire_access_token(TOKEN)
     use(slow_emulator, monkeypatch, access_token=TOKEN, refresh_token=REFRESH, max_concurrency=8)
-    op = CancelIntegratedMeetingAgentOperator(task_id="remove", calendar_id="cal_1", event_id=events)
+    op = CancelIntegratedMeetingAgentOperator(
+        task_id="remove", calendar_id="cal_1", event_id=events, use_batch=False
+    )
     assert op.execute({}) == {"cancelled": events}
     paths = [r.path for r in slow_emulator.requests]
     assert paths.count("/oauth/token") == 1

@@ -73,3 +73,32 @@ def test_shared_pacer_per_base_url_and_limits():
     assert shared_pacer("https://api.cronofy.com", 50, 500) is a
     assert shared_pacer("https://api-uk.cronofy.com", 50, 500) is not a
     assert shared_pacer("https://api.cronofy.com", 100, 500) is not a
+
+
+def test_a_request_answered_late_counts_as_sent_later():
+    """A send held back (a slow answer, compared with the fastest) must not let the next one in early."""
+    clock = FakeClock()
+    pacer = RequestPacer([(1, 1.0)], clock=clock, sleep=clock.sleep)
+    start = clock.now
+    first = pacer.acquire()
+    clock.now += 0.010  # the fastest answer: 10 ms
+    pacer.release(first)
+    second = pacer.acquire()  # waits for the first slot to leave the window
+    assert clock.now == start + WINDOW_MARGIN
+    clock.now += 0.060  # answered 50 ms slower than the fastest: it may have arrived 50 ms late
+    pacer.release(second)
+    pacer.acquire()
+    assert abs(clock.now - (start + 2 * WINDOW_MARGIN + 0.050)) < 1e-9
+
+
+def test_a_stopped_wait_returns_none_and_counts_nothing():
+    import threading
+
+    clock = FakeClock()
+    stop = threading.Event()
+    pacer = RequestPacer([(1, 1.0)], clock=clock, sleep=lambda seconds: stop.set())
+    assert pacer.acquire(stop=stop) is not None
+    assert pacer.acquire(stop=stop) is None  # the wait was cut short by the stop
+    stop.clear()
+    clock.now += WINDOW_MARGIN
+    assert pacer.acquire(stop=stop) is not None  # the refused one took no slot

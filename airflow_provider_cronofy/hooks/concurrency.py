@@ -121,6 +121,7 @@ class BulkEngine:
             if unit.interrupted is not None:
                 raise unit.interrupted
             assert unit.results is not None
+            not_before: dict[float | None, float] = {}
             for (index, item, before), result in zip(unit.entries, unit.results, strict=True):
                 attempts = before + (1 if unit.sent else 0)
                 if isinstance(result, Stopped):
@@ -131,12 +132,19 @@ class BulkEngine:
                 elif isinstance(result, RetryLater):
                     if attempts >= self.max_attempts or stopping:
                         finish(index, item, self._settle(item, result, attempts))
-                    else:
+                        continue
+                    # Items of one unit (a batch) that failed alike wait alike, to go out together.
+                    group = result.retry_after
+                    due = not_before.get(group)
+                    if due is None:
                         delay = self.transport.backoff(attempts, result)
-                        self.transport.note_retry(repr(item), result, delay, attempts + 1)
-                        heapq.heappush(
-                            waiting, _Waiting(self._now() + delay, next(seq), index, item, attempts, result)
+                        due = not_before[group] = self._now() + delay
+                        sharing = sum(
+                            1 for r in unit.results if isinstance(r, RetryLater) and r.retry_after == group
                         )
+                        what = repr(item) if sharing == 1 else f"{sharing} items from {item!r}"
+                        self.transport.note_retry(what, result, delay, attempts + 1, count=sharing)
+                    heapq.heappush(waiting, _Waiting(due, next(seq), index, item, attempts, result))
                 else:
                     finish(index, item, result)
 

@@ -30,6 +30,7 @@ from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, DEFAULT_CONN
 from airflow_provider_cronofy.hooks import error_messages
 from airflow_provider_cronofy.hooks.concurrency import BulkEngine, Job, ResultHandler
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
+from airflow_provider_cronofy.hooks.events import BATCH_MAX_ENTRIES, EventBatchJob, event_request
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
 from airflow_provider_cronofy.hooks.settings import (
     Credentials,
@@ -256,18 +257,19 @@ class CronofyHook(BaseHook):
         reply = self.transport.with_retries(lambda: self.attempt(call.request, call.auth), call.request)
         return call.interpret(reply)
 
-    def attempt(self, request: Request, auth: str) -> Reply:
+    def attempt(self, request: Request, auth: str, cost: int = 1) -> Reply:
         """Send ``request`` once with the credential ``auth`` names; return the reply.
 
         With ``auth="access_token"`` a 401 refreshes the token (once per expiry however many
         threads meet it) and sends once more. Retryable failures are raised as
-        :class:`~.transport.RetryLater` for the caller to wait on.
+        :class:`~.transport.RetryLater` for the caller to wait on. ``cost`` is how many requests
+        the pacer counts it as.
         """
         token = self._require(auth)
-        reply = self.transport.exchange(request._replace(token=token))
+        reply = self.transport.exchange(request._replace(token=token), cost=cost)
         if reply.status == 401 and auth == "access_token" and self.can_refresh:
             self._refresh_after_401(token)
-            reply = self.transport.exchange(request._replace(token=self._require(auth)))
+            reply = self.transport.exchange(request._replace(token=self._require(auth)), cost=cost)
         return reply
 
     def run_many(self, items: Sequence[str], job: Job, on_result: ResultHandler) -> list[str]:
@@ -356,13 +358,48 @@ class CronofyHook(BaseHook):
         method, body, scope = event_request(event_id, delete_event=delete_event)
 
         def interpret(reply: Reply) -> None:
-            if 200 <= reply.status < 300:
-                return
-            if reply.status == 404:
-                raise error_messages.unknown_calendar_error(calendar_id, reply, item=event_id)
-            raise self._api_error(reply, event_id, credential="access token", scope=scope)
+            self._event_outcome(reply, calendar_id, event_id, scope)
 
         return Call(Request(method, path, body, None, event_id), "access_token", interpret)
+
+    def event_cancellations(self, calendar_id: str, *, delete_event: bool, use_batch: bool = True) -> Job:
+        """The bulk job that cancels the agents of events of ``calendar_id`` (see :meth:`run_many`).
+
+        With ``use_batch`` the events go 50 to a ``POST /v1/batch`` (see
+        :class:`~.events.EventBatchJob`); a batch counts as one request against the pacer, or as
+        one per entry when the connection's ``batch_rate_cost`` is ``entries`` (then a batch also
+        holds no more entries than the smallest rate limit). Without, one request per event.
+        Each result is ``None`` (cancelled) or the event's error.
+
+        :raises CronofyInputError: ``calendar_id`` is unusable.
+        """
+        path = f"/v1/calendars/{calendar_path_segment(calendar_id)}/events"
+        if not use_batch:
+            return self.call_job(
+                lambda event_id: self.event_cancellation(calendar_id, event_id, delete_event=delete_event)
+            )
+        settings = self.settings
+        per_entry = settings.batch_rate_cost == "entries"
+        limits = [
+            limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit
+        ]
+        scope = event_request("", delete_event=delete_event)[2]
+        return EventBatchJob(
+            path,
+            delete_event=delete_event,
+            send=lambda request, cost: self.attempt(request, "access_token", cost),
+            settle=self.transport.settle,
+            outcome=lambda reply, event_id: self._event_outcome(reply, calendar_id, event_id, scope),
+            unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
+            cost_per_entry=per_entry,
+        )
+
+    def _event_outcome(self, reply: Reply, calendar_id: str, event_id: str, scope: str) -> None:
+        if 200 <= reply.status < 300:
+            return
+        if reply.status == 404:
+            raise error_messages.unknown_calendar_error(calendar_id, reply, item=event_id)
+        raise self._api_error(reply, event_id, credential="access token", scope=scope)
 
     # ------------------------------------------------------------------ access tokens
 
@@ -585,13 +622,6 @@ class _PerItemJob:
     def settle(self, item: str, retry: RetryLater, attempts: int) -> Any:
         call = self._make_call(item)
         return call.interpret(self._hook.transport.settle(call.request, retry, attempts))
-
-
-def event_request(event_id: str, *, delete_event: bool) -> tuple[str, dict[str, Any], str]:
-    """Method, body and needed scope of the event call that cancels ``event_id``'s agent."""
-    if delete_event:
-        return "DELETE", {"event_id": event_id}, "delete_event"
-    return "POST", {"event_id": event_id, "meeting_agent": {"profile_id": "none"}}, "create_event"
 
 
 def _check_method(method: object) -> str:

@@ -31,10 +31,27 @@ LOG_WAITS_FROM_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
+class Slot:
+    """One request's place in the pacer's windows: when it counts as sent (``at``)."""
+
+    __slots__ = ("acquired", "at")
+
+    def __init__(self, at: float) -> None:
+        self.acquired = at
+        self.at = at
+
+
 class RequestPacer:
     """Blocks in :meth:`acquire` until one more request fits under every ``(limit, seconds)`` window.
 
     A limit of ``0`` (or ``None``) turns that window off.
+
+    A request counts from the moment it is let through, but Cronofy counts it when it arrives:
+    later, by the network's delay plus whatever held the sending thread back (other threads,
+    a busy machine). The common part of that delay shifts every request alike and cancels out;
+    the extra part is what :data:`WINDOW_MARGIN` absorbs, up to 2 % of a window. :meth:`release`
+    measures it: a request answered later than the fastest answer so far counts as sent that
+    much later, so a send held back by 40 ms cannot push a window over its limit.
     """
 
     def __init__(
@@ -45,11 +62,12 @@ class RequestPacer:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._windows = [
-            (int(limit), seconds * WINDOW_MARGIN, deque[float]()) for limit, seconds in windows if limit
+            (int(limit), seconds * WINDOW_MARGIN, deque[Slot]()) for limit, seconds in windows if limit
         ]
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._fastest: float | None = None
         self.waited = 0.0
         """Total seconds spent waiting, for the benchmarks and the progress log."""
 
@@ -58,37 +76,39 @@ class RequestPacer:
         """Whether any window is on."""
         return bool(self._windows)
 
-    @property
-    def smallest_limit(self) -> int | None:
-        """The lowest limit of any window (``None`` when pacing is off)."""
-        return min((limit for limit, _, _ in self._windows), default=None)
-
-    def acquire(self, cost: int = 1, *, stop: threading.Event | None = None) -> bool:
+    def acquire(self, cost: int = 1, *, stop: threading.Event | None = None) -> Slot | None:
         """Wait until ``cost`` more requests fit under every window, and count them as sent now.
 
-        Returns ``False`` without counting anything when ``stop`` is set before they fit (a
-        stopped bulk run must not sit out a long pacing wait). Callers sharing the pacer queue
-        behind its lock, so they are admitted one at a time, in turn.
+        Returns their :class:`Slot` (pass it to :meth:`release` once answered), or ``None``
+        without counting anything when ``stop`` is set before they fit (a stopped bulk run must
+        not sit out a long pacing wait). Callers sharing the pacer queue behind its lock.
         """
         if not self._windows:
-            return not (stop is not None and stop.is_set())
+            return None if stop is not None and stop.is_set() else _UNPACED
         with self._lock:
             while True:
                 if stop is not None and stop.is_set():
-                    return False
+                    return None
                 now = self._clock()
                 delay = 0.0
                 for limit, seconds, sent in self._windows:
-                    while sent and sent[0] <= now - seconds:
+                    while sent and sent[0].at <= now - seconds:
                         sent.popleft()
                     # A cost above the limit would never fit: let it through on an empty window.
                     over = len(sent) + min(cost, limit) - limit
                     if over > 0:
-                        delay = max(delay, sent[over - 1] + seconds - now)
+                        # Slots released late may be out of order: wait for the over-th earliest.
+                        oldest = (
+                            sorted(slot.at for slot in sent)[over - 1]
+                            if over > 1
+                            else min(slot.at for slot in sent)
+                        )
+                        delay = max(delay, oldest + seconds - now)
                 if delay <= 0:
+                    slot = Slot(now)
                     for _, _, sent in self._windows:
-                        sent.extend([now] * cost)
-                    return True
+                        sent.extend([slot] * cost)
+                    return slot
                 self.waited += delay
                 if delay >= LOG_WAITS_FROM_SECONDS:
                     log.info(
@@ -100,6 +120,19 @@ class RequestPacer:
                     stop.wait(delay)
                 else:
                     time.sleep(delay)
+
+    def release(self, slot: Slot) -> None:
+        """The request of ``slot`` was answered (or failed) now: count it later if it was slow."""
+        if slot is _UNPACED:
+            return
+        with self._lock:
+            took = self._clock() - slot.acquired
+            fastest = self._fastest if self._fastest is not None else took
+            self._fastest = min(fastest, took)
+            slot.at = slot.acquired + max(0.0, took - fastest)
+
+
+_UNPACED = Slot(0.0)
 
 
 _shared: dict[tuple[str, float | None, float | None], RequestPacer] = {}

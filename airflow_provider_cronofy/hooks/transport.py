@@ -193,18 +193,27 @@ class Transport:
         :raises CronofyAPIError: TLS failed, a ``Retry-After`` is beyond ``max_retry_after``, or
             the request itself is malformed (a :class:`CronofyFatalAPIError`: every call would be).
         """
-        settings = self.settings
         gate = self.gate
-        if not self.pacer.acquire(cost, stop=gate.stopped if gate is not None else None):
-            raise Stopped
-        if gate is not None:
-            gate.enter()
-        with self._counts:
-            self.requests_sent += 1
         headers = {"Content-Type": JSON_CONTENT_TYPE} if request.body is not None else {}
         if request.token is not None:
             headers["Authorization"] = f"Bearer {request.token}"
         data = json.dumps(request.body).encode("utf-8") if request.body is not None else None
+        slot = self.pacer.acquire(cost, stop=gate.stopped if gate is not None else None)
+        if slot is None:
+            raise Stopped
+        try:
+            return self._send(request, headers, data, gate)
+        finally:
+            self.pacer.release(slot)
+
+    def _send(
+        self, request: Request, headers: dict[str, str], data: bytes | None, gate: SendGate | None
+    ) -> Reply:
+        settings = self.settings
+        if gate is not None:
+            gate.enter()
+        with self._counts:
+            self.requests_sent += 1
         try:
             # No redirects: a 307/308 would re-send the body (the client secret and refresh
             # token of a refresh) to whatever host the Location names, unpaced and uncounted.
@@ -263,10 +272,12 @@ class Transport:
         # Full jitter: parallel tasks that failed together do not retry together.
         return random.uniform(ceiling / 2, ceiling)
 
-    def note_retry(self, what: str, retry: RetryLater, delay: float, next_attempt: int) -> None:
-        """Count one retry and log it (without body or token)."""
+    def note_retry(
+        self, what: str, retry: RetryLater, delay: float, next_attempt: int, *, count: int = 1
+    ) -> None:
+        """Count ``count`` retries (items retried together) and log them once (no body, no token)."""
         with self._counts:
-            self.retries_spent += 1
+            self.retries_spent += count
         log.warning(
             "%s: %s; retrying in %.1f s (attempt %d of %d).",
             what,

@@ -43,6 +43,28 @@ def _keep_partial_results(context: Mapping[str, Any], results: dict[str, list[st
         log.warning("Could not push the partial_result XCom.", exc_info=True)
 
 
+DRY_RUN_ITEMS_LOGGED = 100
+"""A dry run logs this many items one by one, then how many more there are."""
+
+
+def _dry_run(
+    task_log: logging.Logger | Any, method: str, url: str, field: str, items: list[str]
+) -> dict[str, list[str]]:
+    """Log what a run would send (no credential: those never reach a log line); return the items."""
+    task_log.info(
+        "Dry run: nothing is sent. A real run would send %s %s for %d item(s), one %s each:",
+        method,
+        url,
+        len(items),
+        field,
+    )
+    for item in items[:DRY_RUN_ITEMS_LOGGED]:
+        task_log.info("Dry run: would cancel %s=%r", field, item)
+    if len(items) > DRY_RUN_ITEMS_LOGGED:
+        task_log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
+    return {"would_cancel": items}
+
+
 class CancelScheduledMeetingAgentOperator(BaseOperator):
     """Cancel scheduled Meeting Agents by their ``scheduling_key``.
 
@@ -54,6 +76,9 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
         connection's ``max_concurrency`` extra, or 20.
+    :param dry_run: check the input and the connection (its settings and its API key) exactly as
+        a real run would, log what would be sent, and send nothing; the return value is then
+        ``{"would_cancel": [keys in input order, duplicates once]}``.
 
     :return: (the XCom) ``{"cancelled": [...], "not_found": [...]}`` in input order; ``not_found``
         holds the keys Cronofy answered 404 for (already cancelled, or never scheduled).
@@ -73,23 +98,31 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
         scheduling_key: str | Sequence[str],
         cronofy_conn_id: str = DEFAULT_CONN_ID,
         max_concurrency: int | None = None,
+        dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.scheduling_key = scheduling_key
         self.cronofy_conn_id = cronofy_conn_id
         self.max_concurrency = max_concurrency
+        # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
+        self.is_dry_run = dry_run
 
     def execute(self, context: Any) -> dict[str, list[str]]:
         """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``."""
+        dry_run = check_bool("dry_run", self.is_dry_run)
         check_max_concurrency(self.max_concurrency)
         keys = normalise_items("scheduling_key", self.scheduling_key)
-        if not keys:
+        if not keys and not dry_run:
             self.log.info("No scheduling keys given: nothing to cancel.")
             return {"cancelled": [], "not_found": []}
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_api_key()
+            if dry_run:
+                return _dry_run(
+                    self.log, "DELETE", f"{hook.base_url}/v1/meeting_agents", "scheduling_key", keys
+                )
             job = hook.call_job(hook.scheduled_cancellation)
             results: dict[str, list[str]] = {"cancelled": [], "not_found": []}
             try:
@@ -134,6 +167,12 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
         connection's ``max_concurrency`` extra, or 20.
+    :param use_batch: send the events 50 to a ``POST /v1/batch`` (default), each entry the same
+        request as above; ``False`` sends one request per event.
+    :param dry_run: check the input and the connection (its settings, and an access token or
+        what refreshing one needs) exactly as a real run would, log what would be sent, and send
+        nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
+        in input order, duplicates once]}``.
 
     :return: (the XCom) ``{"cancelled": [event ids]}`` in input order.
     :raises CronofyInputError: an argument is invalid (nothing is sent).
@@ -153,9 +192,14 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         delete_event: bool = False,
         cronofy_conn_id: str = DEFAULT_CONN_ID,
         max_concurrency: int | None = None,
+        use_batch: bool = True,
+        dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.use_batch = use_batch
+        # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
+        self.is_dry_run = dry_run
         self.calendar_id = calendar_id
         self.event_id = event_id
         self.delete_event = delete_event
@@ -165,19 +209,24 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, list[str]]:
         """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``."""
         delete_event = check_bool("delete_event", self.delete_event)
+        use_batch = check_bool("use_batch", self.use_batch)
+        dry_run = check_bool("dry_run", self.is_dry_run)
         check_max_concurrency(self.max_concurrency)
-        calendar_path_segment(self.calendar_id)
+        segment = calendar_path_segment(self.calendar_id)
         event_ids = normalise_items("event_id", self.event_id)
-        if not event_ids:
+        if not event_ids and not dry_run:
             self.log.info("No event ids given: nothing to cancel.")
             return {"cancelled": []}
         calendar_id = self.calendar_id
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.settings  # noqa: B018 - validates the connection before the first request
             hook.require_calendar_credentials()
-            job = hook.call_job(
-                lambda event_id: hook.event_cancellation(calendar_id, event_id, delete_event=delete_event)
-            )
+            if dry_run:
+                method = "DELETE" if delete_event else "POST"
+                url = f"{hook.base_url}/v1/calendars/{segment}/events"
+                how = " (50 to a POST /v1/batch)" if use_batch else ""
+                return _dry_run(self.log, method + how, url, "event_id", event_ids)
+            job = hook.event_cancellations(calendar_id, delete_event=delete_event, use_batch=use_batch)
             results: dict[str, list[str]] = {"cancelled": []}
             try:
                 return run_bulk(

@@ -431,22 +431,30 @@ ENCODED_IDS = [
 ]
 
 
+@pytest.mark.parametrize("use_batch", [False, True])
 @pytest.mark.parametrize("delete_event", [False, True])
 @pytest.mark.parametrize("calendar_id", ENCODED_IDS)
-def test_odd_calendar_ids_are_sent_as_one_segment_to_that_calendar_only(emulator, calendar_id, delete_event):
+def test_odd_calendar_ids_are_sent_as_one_segment_to_that_calendar_only(
+    emulator, calendar_id, delete_event, use_batch
+):
     emulator.add_calendar(calendar_id, access_token=TOKEN)
     emulator.add_event(calendar_id, "evt_1")
     connect(emulator)
-    assert integrated(calendar_id=calendar_id, delete_event=delete_event).execute({}) == {
-        "cancelled": ["evt_1"]
-    }
+    operator = integrated(calendar_id=calendar_id, delete_event=delete_event, use_batch=use_batch)
+    assert operator.execute({}) == {"cancelled": ["evt_1"]}
 
     (request,) = emulator.requests
-    assert request.method == ("DELETE" if delete_event else "POST")
-    assert request.status == 202
-    segments = request.path.split("/")
-    assert segments[:3] == ["", "v1", "calendars"] and segments[4:] == ["events"], request.path
-    assert not any(ch in segments[3] for ch in "?#"), request.path
+    if use_batch:  # the same request, as the one entry of a batch
+        assert (request.method, request.path, request.status) == ("POST", "/v1/batch", 207)
+        (entry,) = request.batch_entries
+        method, path, status = entry.method, entry.relative_url, entry.status
+    else:
+        method, path, status = request.method, request.path, request.status
+    assert method == ("DELETE" if delete_event else "POST")
+    assert status == 202
+    segments = path.split("/")
+    assert segments[:3] == ["", "v1", "calendars"] and segments[4:] == ["events"], path
+    assert not any(ch in segments[3] for ch in "?#"), path
     assert urllib.parse.unquote(segments[3]) == calendar_id
     event = emulator.events[(calendar_id, "evt_1")]
     assert (event["deleted"] if delete_event else event["meeting_agent"] is None) is True

@@ -202,7 +202,9 @@ def test_token_expiring_mid_run_is_refreshed_once_per_expiry(emulator):
     for event in events:
         emulator.add_event("cal_rel", event)
     set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
-    op = CancelIntegratedMeetingAgentOperator(task_id="remove", calendar_id="cal_rel", event_id=events)
+    op = CancelIntegratedMeetingAgentOperator(
+        task_id="remove", calendar_id="cal_rel", event_id=events, use_batch=False
+    )
     with controlled_hooks() as control, expire_before_calls(emulator, {10, 20}):
         assert op.execute({}) == {"cancelled": events}
 
@@ -226,7 +228,9 @@ def test_revoked_refresh_token_stops_with_the_fix_and_one_token_request(emulator
         emulator.add_event("cal_rel", event)
     emulator.revoke_refresh_token(REFRESH)
     set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
-    op = CancelIntegratedMeetingAgentOperator(task_id="remove", calendar_id="cal_rel", event_id=events)
+    op = CancelIntegratedMeetingAgentOperator(
+        task_id="remove", calendar_id="cal_rel", event_id=events, use_batch=False
+    )
     ti = FakeTI()
     with controlled_hooks(), expire_before_calls(emulator, {5}), pytest.raises(CronofyBulkError) as info:
         op.execute({"ti": ti})
@@ -248,7 +252,9 @@ def test_refreshed_token_rejected_too_refreshes_once_and_stops(emulator):
     events = [f"evt_{i}" for i in range(10)]
     set_connection(emulator, access_token=TOKEN, refresh_token=REFRESH, max_concurrency=1)
     emulator.fail_next(100, 401, path="/v1/calendars/*")
-    op = CancelIntegratedMeetingAgentOperator(task_id="remove", calendar_id="cal_rel", event_id=events)
+    op = CancelIntegratedMeetingAgentOperator(
+        task_id="remove", calendar_id="cal_rel", event_id=events, use_batch=False
+    )
     with controlled_hooks(), pytest.raises(CronofyBulkError) as info:
         op.execute({})
     assert_clean_error(info.value)

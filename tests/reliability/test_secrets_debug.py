@@ -183,7 +183,9 @@ def test_401s_and_refresh_with_rotation_leak_nothing(emulator, transcript):
         set_connection(emulator, access_token=ACCESS, refresh_token=REFRESH, max_concurrency=1)
         events = [f"evt_{i:02d}" for i in range(30)]
         with expire_before_calls(emulator, {10, 20}):
-            assert transcript.run(lambda: integrated(events).execute({})) == {"cancelled": events}
+            assert transcript.run(lambda: integrated(events, use_batch=False).execute({})) == {
+                "cancelled": events
+            }
 
         # The token in the connection is dead, the refresh token was rotated away: 401 then 400.
         ti = FakeTI()
@@ -337,7 +339,7 @@ def test_refreshed_and_rotated_tokens_are_registered_with_the_masker(emulator, m
     set_connection(emulator, access_token=ACCESS, refresh_token=REFRESH, max_concurrency=1)
     events = [f"evt_{i:02d}" for i in range(12)]
     with controlled_hooks() as control, expire_before_calls(emulator, {4, 8}):
-        assert integrated(events).execute({}) == {"cancelled": events}
+        assert integrated(events, use_batch=False).execute({}) == {"cancelled": events}
     (hook,) = control.hooks
     issued = issued_secrets(emulator, [hook]) - {API_KEY, ACCESS, REFRESH}
     assert len(issued) == 4  # two fresh access tokens, two rotated refresh tokens
