@@ -76,16 +76,8 @@ class CronofyFatalAPIError(CronofyAPIError, AirflowFailException):
     ``fatal`` is always ``True``.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        errors: Any = None,
-        item: str | None = None,
-        fatal: bool = True,
-    ) -> None:
-        super().__init__(message, status_code=status_code, errors=errors, item=item, fatal=True)
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message, **{**details, "fatal": True})
 
 
 def stops_a_bulk_run(error: BaseException) -> bool:
@@ -137,18 +129,11 @@ class CronofyBulkError(CronofyAPIError):
         self.not_attempted = list(not_attempted)
 
     @classmethod
-    def of(
-        cls,
-        message: str,
-        *,
-        failures: Sequence[ItemFailure],
-        results: dict[str, list[str]],
-        not_attempted: Sequence[str] = (),
-        fatal: bool = False,
-    ) -> CronofyBulkError:
-        """The right class for the run: :class:`CronofyFatalBulkError` when ``fatal``."""
+    def of(cls, message: str, *, fatal: bool = False, **details: Any) -> CronofyBulkError:
+        """The right class for the run (:class:`CronofyFatalBulkError` when ``fatal``), made with
+        the arguments of :class:`CronofyBulkError`."""
         kind = CronofyFatalBulkError if fatal else CronofyBulkError
-        return kind(message, failures=failures, results=results, not_attempted=not_attempted, fatal=fatal)
+        return kind(message, fatal=fatal, **details)
 
 
 class CronofyFatalBulkError(CronofyBulkError, AirflowFailException):

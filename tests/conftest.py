@@ -57,3 +57,39 @@ def no_sleep(monkeypatch):
 
     monkeypatch.setattr(CronofyHook, "__init__", init)
     return slept
+
+
+@pytest.fixture
+def tiny_backoff(monkeypatch):
+    """Back-offs of a millisecond or two: the bulk engine re-queues a retried item for real time
+    (it never sleeps a worker), so tests of retries in bulk runs keep that time short."""
+    from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+
+    monkeypatch.setattr(CronofyHook, "retry_backoff", 0.001)
+    monkeypatch.setattr(CronofyHook, "retry_backoff_max", 0.002)
+
+
+class FakeTI:
+    """Records what an operator pushes to XCom (``partial_result``)."""
+
+    def __init__(self):
+        self.pushed = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def connect_to_emulator(monkeypatch, emulator, **extra):
+    """Point ``cronofy_default`` at ``emulator``, pacing off unless ``extra`` sets it."""
+    extra.setdefault("rate_limit_per_second", 0)
+    extra.setdefault("rate_limit_per_minute", 0)
+    monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", emulator.airflow_connection_json(**extra))
+
+
+def refreshable_connection(set_connection, **extra):
+    """``cronofy_default`` with an access token, what refreshing it needs, and pacing off."""
+    extra.setdefault("rate_limit_per_second", 0)
+    extra.setdefault("rate_limit_per_minute", 0)
+    return set_connection(
+        access_token=ACCESS_TOKEN, client_id=CLIENT_ID, refresh_token=REFRESH_TOKEN, **extra
+    )

@@ -10,10 +10,9 @@ import requests
 
 from airflow_provider_cronofy._compat import AirflowFailException
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyFatalBulkError
-from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 from airflow_provider_cronofy.operators.meeting_agents import CancelIntegratedMeetingAgentOperator
 from airflow_provider_cronofy.testing import CronofyEmulator
-from tests.conftest import ACCESS_TOKEN, CLIENT_ID, REFRESH_TOKEN
+from tests.conftest import ACCESS_TOKEN, connect_to_emulator, refreshable_connection
 
 US = "https://api.cronofy.com"
 BATCH = f"{US}/v1/batch"
@@ -59,12 +58,6 @@ def answer_entries(plan):
 @pytest.fixture(autouse=True)
 def _conn(set_connection):
     set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=0)
-
-
-@pytest.fixture
-def tiny_backoff(monkeypatch):
-    monkeypatch.setattr(CronofyHook, "retry_backoff", 0.001)
-    monkeypatch.setattr(CronofyHook, "retry_backoff_max", 0.002)
 
 
 # ---------------------------------------------------------------- wire format
@@ -224,13 +217,7 @@ def test_a_malformed_207_fails_its_events_with_a_clear_message(requests_mock):
 
 
 def test_401_on_a_batch_refreshes_the_token_once(requests_mock, set_connection):
-    set_connection(
-        access_token=ACCESS_TOKEN,
-        client_id=CLIENT_ID,
-        refresh_token=REFRESH_TOKEN,
-        rate_limit_per_second=0,
-        rate_limit_per_minute=0,
-    )
+    refreshable_connection(set_connection)
     requests_mock.post(f"{US}/oauth/token", json={"access_token": "fresh-token-1"})
     requests_mock.post(BATCH, [{"status_code": 401}, {"text": answer_entries(lambda e, n: 202)}])
     assert integrated(["e1", "e2"]).execute({}) == {"cancelled": ["e1", "e2"]}
@@ -297,7 +284,7 @@ def test_bad_batch_rate_cost_is_refused_before_any_request(requests_mock, set_co
 
     set_connection(access_token=ACCESS_TOKEN, batch_rate_cost="per-event")
     with pytest.raises(
-        CronofyConfigError, match="batch_rate_cost must be one of request, entries, got 'per-event'"
+        CronofyConfigError, match="batch_rate_cost 'per-event' is refused: use one of request, entries"
     ):
         integrated(["e1"]).execute({})
     assert requests_mock.call_count == 0
@@ -318,11 +305,7 @@ def emulator(monkeypatch):
 
 
 def connect(emu, monkeypatch, **extra):
-    extra.setdefault("rate_limit_per_second", 0)
-    extra.setdefault("rate_limit_per_minute", 0)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CRONOFY_DEFAULT", emu.airflow_connection_json(access_token=TOKEN, **extra)
-    )
+    connect_to_emulator(monkeypatch, emu, access_token=TOKEN, **extra)
 
 
 def test_over_http_each_event_changed_exactly_once(emulator, monkeypatch):

@@ -28,25 +28,15 @@ from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 from airflow_provider_cronofy.hooks.transport import SendGate
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
-    CancelScheduledMeetingAgentOperator,
 )
-from tests.conftest import ACCESS_TOKEN, CLIENT_ID, REFRESH_TOKEN
-
-US = "https://api.cronofy.com"
-AGENTS = f"{US}/v1/meeting_agents"
-EVENTS = f"{US}/v1/calendars/cal_1/events"
+from tests.conftest import ACCESS_TOKEN, FakeTI, refreshable_connection
+from tests.test_operators import AGENTS, EVENTS, US, scheduled
 
 
-class FakeTI:
-    def __init__(self):
-        self.pushed = {}
-
-    def xcom_push(self, key, value):
-        self.pushed[key] = value
-
-
-def scheduled(keys, **kwargs):
-    return CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys, **kwargs)
+def per_event(event_ids, **kwargs):
+    return CancelIntegratedMeetingAgentOperator(
+        task_id="t", calendar_id="cal_1", event_id=event_ids, use_batch=False, **kwargs
+    )
 
 
 def key_of(request):
@@ -125,13 +115,6 @@ def fake_api(monkeypatch):
 @pytest.fixture(autouse=True)
 def _conn(set_connection):
     set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=0)
-
-
-@pytest.fixture
-def tiny_backoff(monkeypatch):
-    # The engine re-queues a retried item for real time (it never sleeps a worker): keep it short.
-    monkeypatch.setattr(CronofyHook, "retry_backoff", 0.001)
-    monkeypatch.setattr(CronofyHook, "retry_backoff_max", 0.002)
 
 
 @pytest.fixture
@@ -265,9 +248,7 @@ def test_unknown_calendar_is_fatal_under_concurrency(fake_api):
     fake_api.add("POST", EVENTS, status_code=404)
     events = [f"e{i}" for i in range(30)]
     with pytest.raises(CronofyFatalBulkError) as info:
-        CancelIntegratedMeetingAgentOperator(
-            task_id="t", calendar_id="cal_1", event_id=events, max_concurrency=5, use_batch=False
-        ).execute({})
+        per_event(events, max_concurrency=5).execute({})
     sent = {json.loads(r.body)["event_id"] for r in fake_api.request_history}
     error = info.value
     assert sent | set(error.not_attempted) == set(events)
@@ -280,13 +261,7 @@ def test_unknown_calendar_is_fatal_under_concurrency(fake_api):
 
 
 def test_one_refresh_per_expiry_however_many_workers_meet_the_401(fake_api, set_connection):
-    set_connection(
-        access_token=ACCESS_TOKEN,
-        client_id=CLIENT_ID,
-        refresh_token=REFRESH_TOKEN,
-        rate_limit_per_second=0,
-        rate_limit_per_minute=0,
-    )
+    refreshable_connection(set_connection)
     concurrency = 6
     together = threading.Barrier(concurrency)
     tokens = iter(["fresh-token-1", "fresh-token-2"])
@@ -308,9 +283,7 @@ def test_one_refresh_per_expiry_however_many_workers_meet_the_401(fake_api, set_
     fake_api.add("POST", f"{US}/oauth/token", token_endpoint)
     fake_api.add("POST", EVENTS, events)
     event_ids = [f"e{i}" for i in range(40)]
-    result = CancelIntegratedMeetingAgentOperator(
-        task_id="t", calendar_id="cal_1", event_id=event_ids, max_concurrency=concurrency, use_batch=False
-    ).execute({})
+    result = per_event(event_ids, max_concurrency=concurrency).execute({})
     assert result == {"cancelled": event_ids}
     paths = [r.path for r in fake_api.request_history]
     assert paths.count("/oauth/token") == 1
@@ -319,20 +292,12 @@ def test_one_refresh_per_expiry_however_many_workers_meet_the_401(fake_api, set_
 
 
 def test_a_refused_refresh_is_asked_once_under_concurrency(fake_api, set_connection):
-    set_connection(
-        access_token=ACCESS_TOKEN,
-        client_id=CLIENT_ID,
-        refresh_token=REFRESH_TOKEN,
-        rate_limit_per_second=0,
-        rate_limit_per_minute=0,
-    )
+    refreshable_connection(set_connection)
     fake_api.add("POST", f"{US}/oauth/token", status_code=400, json_body={"error": "invalid_grant"})
     fake_api.add("POST", EVENTS, status_code=401)
     event_ids = [f"e{i}" for i in range(40)]
     with pytest.raises(CronofyFatalBulkError) as info:
-        CancelIntegratedMeetingAgentOperator(
-            task_id="t", calendar_id="cal_1", event_id=event_ids, max_concurrency=8, use_batch=False
-        ).execute({})
+        per_event(event_ids, max_concurrency=8).execute({})
     paths = [r.path for r in fake_api.request_history]
     assert paths.count("/oauth/token") == 1
     sent = {json.loads(r.body)["event_id"] for r in fake_api.request_history if r.path != "/oauth/token"}

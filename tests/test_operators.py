@@ -13,19 +13,11 @@ from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
     CancelScheduledMeetingAgentOperator,
 )
-from tests.conftest import ACCESS_TOKEN
+from tests.conftest import ACCESS_TOKEN, FakeTI
 
 US = "https://api.cronofy.com"
 AGENTS = f"{US}/v1/meeting_agents"
 EVENTS = f"{US}/v1/calendars/cal_1/events"
-
-
-class FakeTI:
-    def __init__(self):
-        self.pushed = {}
-
-    def xcom_push(self, key, value):
-        self.pushed[key] = value
 
 
 def scheduled(keys, **kwargs):

@@ -13,6 +13,7 @@ from airflow_provider_cronofy.operators.meeting_agents import (
     CancelScheduledMeetingAgentOperator,
 )
 from airflow_provider_cronofy.testing import CronofyEmulator
+from tests.conftest import FakeTI, connect_to_emulator
 
 TOKEN = "emulator-access-token-1"
 REFRESH = "emulator-refresh-token-1"
@@ -262,9 +263,7 @@ def slow_emulator():
 
 
 def use(emu, monkeypatch, **extra):
-    extra.setdefault("rate_limit_per_second", 0)
-    extra.setdefault("rate_limit_per_minute", 0)
-    monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", emu.airflow_connection_json(**extra))
+    connect_to_emulator(monkeypatch, emu, **extra)
 
 
 def test_concurrent_run_with_latency_keeps_order_and_bounds(slow_emulator, monkeypatch):
@@ -280,20 +279,17 @@ def test_concurrent_run_with_latency_keeps_order_and_bounds(slow_emulator, monke
     assert all(slow_emulator.scheduled_agents[k]["cancel_requests"] == 1 for k in keys[::3])
 
 
-def test_concurrent_run_under_faults_loses_nothing(slow_emulator, monkeypatch):
+def test_concurrent_run_under_faults_loses_nothing(slow_emulator, monkeypatch, tiny_backoff):
     keys = [f"key-{i:03d}" for i in range(150)]
     for key in keys:
         slow_emulator.schedule_agent(key)
     slow_emulator.set_random_faults(seed=7, p_503=0.15, p_429=0.05, p_429_retry_after=0.0, p_drop=0.02)
     use(slow_emulator, monkeypatch, max_concurrency=10, max_retries=5)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(CronofyHook, "retry_backoff", 0.001)
-        mp.setattr(CronofyHook, "retry_backoff_max", 0.005)
-        try:
-            result = scheduled(keys).execute({})
-            failures = []
-        except CronofyBulkError as error:
-            result, failures = error.results, error.failures
+    try:
+        result = scheduled(keys).execute({})
+        failures = []
+    except CronofyBulkError as error:
+        result, failures = error.results, error.failures
     counts = slow_emulator.fault_counts
     assert counts["503"] + counts["429"] + counts["drop"] > 0  # the faults did happen
     done = result["cancelled"] + result["not_found"]
@@ -398,11 +394,3 @@ def test_no_send_after_an_interruption_over_http(monkeypatch):
         partial = ti.pushed["partial_result"]
         assert partial["cancelled"] == [k for k in keys if k in set(partial["cancelled"])]
         assert len(partial["cancelled"]) >= 6  # the answers read before the interruption are kept
-
-
-class FakeTI:
-    def __init__(self):
-        self.pushed = {}
-
-    def xcom_push(self, key, value):
-        self.pushed[key] = value

@@ -229,11 +229,7 @@ class CronofyHook(BaseHook):
         _check_path(path)
         if auth not in AUTH_MODES:
             raise CronofyInputError(f"auth must be one of {', '.join(AUTH_MODES)}, got {auth!r:.100}.")
-        try:
-            body_text = None if json is None else _json_dumps(json)
-        except (TypeError, ValueError) as error:
-            raise CronofyInputError(f"json is not JSON-serialisable: {type(error).__name__}.") from None
-        del body_text  # checked here; the transport encodes it again when it sends
+        _check_json(json)
         self._require(auth)
         credential = "API key" if auth == "api_key" else "access token"
 
@@ -647,5 +643,9 @@ def _check_path(path: object) -> None:
         raise CronofyInputError(f"path {problem}; got {path!r:.100}.")
 
 
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=False)
+def _check_json(body: Any) -> None:
+    # Checked before anything is sent; the transport encodes the body when it sends it.
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise CronofyInputError(f"json is not JSON-serialisable: {type(error).__name__}.") from None

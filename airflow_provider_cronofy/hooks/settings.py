@@ -145,11 +145,16 @@ def _optional_str(value: object) -> str | None:
 
 def parse_data_center(value: object) -> str:
     """A data center id (``us`` when unset), case and surrounding blanks ignored."""
+    return _parse_choice(value, list(DATA_CENTERS), f"Unknown Cronofy data center {value!r}: use one of")
+
+
+def _parse_choice(value: object, choices: list[str], refusal: str) -> str:
+    # The first choice is the default; the message ends with the list of choices.
     if value is None or value == "":
-        return "us"
-    if isinstance(value, str) and value.strip().lower() in DATA_CENTERS:
+        return choices[0]
+    if isinstance(value, str) and value.strip().lower() in choices:
         return value.strip().lower()
-    raise CronofyConfigError(f"Unknown Cronofy data center {value!r}: use one of {', '.join(DATA_CENTERS)}.")
+    raise CronofyConfigError(f"{refusal} {', '.join(choices)}.")
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -245,8 +250,4 @@ def parse_max_concurrency(value: object) -> int:
 
 def parse_batch_rate_cost(value: object) -> str:
     """``request`` (default: a batch counts as one request) or ``entries`` (one per entry)."""
-    if value is None or value == "":
-        return "request"
-    if isinstance(value, str) and value.strip().lower() in BATCH_RATE_COSTS:
-        return value.strip().lower()
-    raise CronofyConfigError(f"batch_rate_cost must be one of {', '.join(BATCH_RATE_COSTS)}, got {value!r}.")
+    return _parse_choice(value, list(BATCH_RATE_COSTS), f"batch_rate_cost {value!r} is refused: use one of")
