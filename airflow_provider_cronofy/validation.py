@@ -7,7 +7,10 @@ pull in ``requests`` at DAG-parse time.
 from __future__ import annotations
 
 import ast
-from urllib.parse import quote
+import json
+import re
+from typing import Any
+from urllib.parse import quote, unquote
 
 from airflow_provider_cronofy.exceptions import CronofyInputError
 
@@ -76,6 +79,52 @@ def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise CronofyInputError(f"{name} must be True or False, got {type(value).__name__}: {value!r:.100}.")
     return value
+
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# A path for CronofyHook.request(): absolute, printable, no scheme or host.
+_PATH = re.compile(r"/[\x21-\x7e]*")
+
+
+def check_method(method: object) -> str:
+    """Return ``method`` upper-cased if it is an HTTP method the hook sends; raise otherwise."""
+    if isinstance(method, str) and method.strip().upper() in HTTP_METHODS:
+        return method.strip().upper()
+    raise CronofyInputError(f"method must be one of {', '.join(HTTP_METHODS)}, got {method!r:.100}.")
+
+
+def check_request_path(path: object) -> None:
+    """Raise :class:`CronofyInputError` unless ``path`` is a path from the base URL (``/v1/...``).
+
+    A query is allowed; a host, whitespace, control characters, a fragment and ``.``/``..``
+    segments (encoded ones too) are not.
+    """
+    problem = None
+    if not isinstance(path, str):
+        problem = f"must be a string, got {type(path).__name__}"
+    elif not _PATH.fullmatch(path):
+        problem = "must start with '/' and hold no spaces or control characters (e.g. '/v1/userinfo')"
+    elif "#" in path:
+        problem = "must not hold a fragment ('#')"
+    elif any(unquote(segment) in (".", "..") for segment in path.split("?")[0].split("/")):
+        problem = "must not hold '.' or '..' segments"
+    if problem:
+        raise CronofyInputError(f"path {problem}; got {path!r:.100}.")
+
+
+def check_json_body(body: Any) -> None:
+    """Raise :class:`CronofyInputError` unless ``body`` can be sent as JSON (no NaN either)."""
+    try:
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise CronofyInputError(f"json is not JSON-serialisable: {type(error).__name__}.") from None
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``; raise :class:`CronofyInputError` naming them."""
+    if isinstance(value, str) and value in choices:
+        return value
+    raise CronofyInputError(f"{name} must be one of {', '.join(choices)}, got {value!r:.100}.")
 
 
 def _is_container_literal(text: str) -> bool:

@@ -392,3 +392,22 @@ def test_operator_argument_overrides_the_extra_and_sizes_the_pool(set_connection
     assert adapter._pool_maxsize == 12
     set_connection()
     assert CronofyHook().settings.max_concurrency == 20
+
+
+def test_an_interruption_raised_in_a_worker_reaches_the_task(fake_api):
+    def callback(request, context):
+        if key_of(request) == "k5":
+            raise Interrupted()
+        context.status_code = 202
+        return ""
+
+    fake_api.add("DELETE", AGENTS, callback)
+    ti = FakeTI()
+    keys = [f"k{i}" for i in range(50)]
+    with pytest.raises(Interrupted):
+        scheduled(keys, max_concurrency=4).execute({"ti": ti})
+    partial = ti.pushed["partial_result"]
+    assert "k5" not in partial["cancelled"]
+    assert partial["cancelled"] == [k for k in keys if k in set(partial["cancelled"])]
+    sent = {key_of(r) for r in fake_api.request_history}
+    assert set(partial["cancelled"]) <= sent - {"k5"}

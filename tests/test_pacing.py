@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 from airflow_provider_cronofy.hooks.pacing import WINDOW_MARGIN, RequestPacer, shared_pacer
@@ -102,3 +103,22 @@ def test_a_stopped_wait_returns_none_and_counts_nothing():
     stop.clear()
     clock.now += WINDOW_MARGIN
     assert pacer.acquire(stop=stop) is not None  # the refused one took no slot
+
+
+def test_a_cost_counts_that_many_requests():
+    clock = FakeClock()
+    pacer = RequestPacer([(50, 1.0)], clock=clock, sleep=clock.sleep)
+    start = clock.now
+    pacer.acquire(30)
+    pacer.acquire(20)  # 50 in the window: full
+    pacer.acquire(10)  # waits for the first 30 to leave the window
+    assert clock.now == start + WINDOW_MARGIN
+
+
+def test_shared_pacer_spaces_sends_half_a_slot_apart():
+    clock = FakeClock()
+    pacer = shared_pacer("https://spaced.example.com", 50, 500)
+    pacer._clock, pacer._sleep = clock, clock.sleep
+    times = send_times(pacer, clock, 5)
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
+    assert gaps == [round(0.5 / 50 * WINDOW_MARGIN, 6)] * 4

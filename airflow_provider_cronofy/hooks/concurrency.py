@@ -254,11 +254,11 @@ class BulkEngine:
             results: Any = self.job.attempt(items)
         except (RetryLater, Stopped, Exception) as error:
             results = [error] * len(items)
-        except BaseException as error:  # an interruption raised in this thread (inline mode)
+        except BaseException as error:
             if threading.current_thread() is threading.main_thread():
-                raise
-            unit.interrupted = error
-            results = []
+                raise  # inline mode: an interruption of the task itself
+            unit.interrupted = error  # the scheduler re-raises it; this unit has no results
+            return
         finally:
             unit.sent = self.gate.unit_sent()
             transport.use_gate(None)

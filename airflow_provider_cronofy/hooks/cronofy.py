@@ -8,9 +8,7 @@ means. No API key or token is ever put into a log line or an exception message.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,11 +22,11 @@ from airflow_provider_cronofy.exceptions import (
     CronofyAPIError,
     CronofyConfigError,
     CronofyError,
-    CronofyInputError,
 )
-from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
+from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.hooks import error_messages
 from airflow_provider_cronofy.hooks.concurrency import BulkEngine, Job, ResultHandler
+from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
 from airflow_provider_cronofy.hooks.events import BATCH_MAX_ENTRIES, EventBatchJob, event_request
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
@@ -39,12 +37,16 @@ from airflow_provider_cronofy.hooks.settings import (
     resolve_settings,
 )
 from airflow_provider_cronofy.hooks.transport import Reply, Request, RetryLater, Transport, open_session
-from airflow_provider_cronofy.validation import calendar_path_segment, validate_item
+from airflow_provider_cronofy.validation import (
+    calendar_path_segment,
+    check_choice,
+    check_json_body,
+    check_method,
+    check_request_path,
+    validate_item,
+)
 
 AUTH_MODES = ("api_key", "access_token")
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-# A path for request(): absolute, printable, no scheme or host, no fragment.
-_PATH = re.compile(r"/[\x21-\x7e]*")
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +227,10 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: any other answer (a :class:`CronofyFatalAPIError` for 401, 402,
             403 and 423), or no answer after every retry.
         """
-        verb = _check_method(method)
-        _check_path(path)
-        if auth not in AUTH_MODES:
-            raise CronofyInputError(f"auth must be one of {', '.join(AUTH_MODES)}, got {auth!r:.100}.")
-        _check_json(json)
+        verb = check_method(method)
+        check_request_path(path)
+        check_choice("auth", auth, AUTH_MODES)
+        check_json_body(json)
         self._require(auth)
         credential = "API key" if auth == "api_key" else "access token"
 
@@ -524,41 +525,12 @@ class CronofyHook(BaseHook):
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """The connection form's extra fields for Airflow 2.11 (3.2+ reads the provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
-        from wtforms.validators import AnyOf, Optional
-
-        widgets: dict[str, Any] = {}
-        for name, field in CONN_FIELDS.items():
-            schema = field["schema"]
-            validators: list[Any] = [Optional()]
-            if "enum" in schema:
-                validators.append(AnyOf([*schema["enum"], *(v.upper() for v in schema["enum"])]))
-            if schema.get("format") == "password":
-                widgets[name] = PasswordField(
-                    lazy_gettext(field["label"]),
-                    widget=BS3PasswordFieldWidget(),
-                    description=field["description"],
-                    validators=validators,
-                )
-            else:
-                widgets[name] = StringField(
-                    lazy_gettext(field["label"]),
-                    widget=BS3TextFieldWidget(),
-                    description=field["description"],
-                    validators=validators,
-                )
-        return widgets
+        return connection_form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden, relabelled and placeholder fields of the form, for Airflow 2.11."""
-        return {
-            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
-            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
-            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
-        }
+        return ui_field_behaviour()
 
     # ------------------------------------------------------------------ credentials and errors
 
@@ -618,34 +590,3 @@ class _PerItemJob:
     def settle(self, item: str, retry: RetryLater, attempts: int) -> Any:
         call = self._make_call(item)
         return call.interpret(self._hook.transport.settle(call.request, retry, attempts))
-
-
-def _check_method(method: object) -> str:
-    if isinstance(method, str) and method.strip().upper() in HTTP_METHODS:
-        return method.strip().upper()
-    raise CronofyInputError(f"method must be one of {', '.join(HTTP_METHODS)}, got {method!r:.100}.")
-
-
-def _check_path(path: object) -> None:
-    problem = None
-    if not isinstance(path, str):
-        problem = f"must be a string, got {type(path).__name__}"
-    elif not _PATH.fullmatch(path):
-        problem = "must start with '/' and hold no spaces or control characters (e.g. '/v1/userinfo')"
-    elif "#" in path:
-        problem = "must not hold a fragment ('#')"
-    elif any(
-        seg in (".", "..") or seg.lower() in ("%2e", "%2e%2e", ".%2e", "%2e.")
-        for seg in path.split("?")[0].split("/")
-    ):
-        problem = "must not hold '.' or '..' segments"
-    if problem:
-        raise CronofyInputError(f"path {problem}; got {path!r:.100}.")
-
-
-def _check_json(body: Any) -> None:
-    # Checked before anything is sent; the transport encodes the body when it sends it.
-    try:
-        json.dumps(body, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise CronofyInputError(f"json is not JSON-serialisable: {type(error).__name__}.") from None

@@ -125,8 +125,8 @@ class RequestPacer:
         """The request of ``slot`` was answered (or failed) now: count it later if it was slow."""
         if slot is _UNPACED:
             return
+        took = self._clock() - slot.acquired  # before the lock: a paced wait may hold it
         with self._lock:
-            took = self._clock() - slot.acquired
             fastest = self._fastest if self._fastest is not None else took
             self._fastest = min(fastest, took)
             slot.at = slot.acquired + max(0.0, took - fastest)

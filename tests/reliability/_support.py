@@ -214,6 +214,7 @@ def run_scheduled_bulk(
     timeout: float | None = None,
     rate_limit_per_second: int = 0,
     rate_limit_per_minute: int = 0,
+    max_concurrency: int | None = None,
 ) -> BulkRun:
     """Run CancelScheduledMeetingAgentOperator over ``keys`` and collect what happened."""
     extra: dict[str, Any] = {
@@ -221,6 +222,8 @@ def run_scheduled_bulk(
         "rate_limit_per_second": rate_limit_per_second,
         "rate_limit_per_minute": rate_limit_per_minute,
     }
+    if max_concurrency is not None:
+        extra["max_concurrency"] = max_concurrency
     if timeout is not None:
         extra["timeout"] = timeout
     set_connection(emulator, **extra)
@@ -286,9 +289,18 @@ def faulty_bulk_run(
         return run_scheduled_bulk(emulator, keys, max_retries=max_retries, timeout=CLIENT_TIMEOUT)
 
 
-def paced_bulk_run(*, n: int = 600, per_second: int = 100, per_minute: int = 1000) -> BulkRun:
+def paced_bulk_run(
+    *,
+    n: int = 600,
+    per_second: int = 100,
+    per_minute: int = 1000,
+    max_concurrency: int | None = None,
+    latency: float = 0.0,
+) -> BulkRun:
     """``n`` keys with the emulator enforcing limits and the hook pacing itself at the same ones."""
-    with CronofyEmulator(rate_limit_per_second=per_second, rate_limit_per_minute=per_minute) as emulator:
+    with CronofyEmulator(
+        rate_limit_per_second=per_second, rate_limit_per_minute=per_minute, latency=latency
+    ) as emulator:
         keys = [f"paced-{i:05d}" for i in range(n)]
         for key in keys:
             emulator.schedule_agent(key)
@@ -298,6 +310,7 @@ def paced_bulk_run(*, n: int = 600, per_second: int = 100, per_minute: int = 100
             max_retries=5,
             rate_limit_per_second=per_second,
             rate_limit_per_minute=per_minute,
+            max_concurrency=max_concurrency,
         )
 
 

@@ -155,6 +155,17 @@ def test_pacing_at_the_servers_limits_never_meets_429():
     assert hook.pacer.waited > 0  # the limit was binding: the pacer held requests back
 
 
+def test_concurrent_pacing_at_the_servers_limits_never_meets_429():
+    run = paced_bulk_run(n=600, per_second=100, per_minute=1000, max_concurrency=20, latency=0.03)
+    assert run.fault_counts["rate_limited"] == 0
+    assert run.error is None
+    assert run.results == {"cancelled": run.keys, "not_found": []}
+    assert run.cancelled_on_emulator == set(run.keys)
+    assert run.total_requests == 600
+    (hook,) = run.control.hooks
+    assert hook.pacer.waited > 0  # the limit was binding
+
+
 # ---------------------------------------------------------------------- a task re-run by Airflow
 
 
