@@ -1,7 +1,7 @@
-"""Measurements that need a fresh process of their own; benchmarks/run.py starts them.
+"""Measurements that need a fresh process of their own; bench_mapping.py and bench_memory.py start them.
 
 ``child.py dag --reps R --out FILE``
-    Runs the DAGs of bench_dag.py with ``dag.test()`` (warm-up DAGs first), against an emulator in
+    Runs the DAGs of mapping_dags.py with ``dag.test()`` (warm-up DAGs first), against an emulator in
     a process of its own, and writes wall times and the emulator's counts as JSON to FILE.
 ``child.py memory --mode task|baseline --keys N --out FILE``
     Imports the same modules and builds the same list of N keys in both modes; ``task`` then
@@ -121,7 +121,7 @@ def run_memory(args: argparse.Namespace) -> None:
     payload["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # The kernel's high-water mark of this process's own memory. ru_maxrss also counts the peak of
     # the process image before exec, i.e. of the parent when it was forked from a big one: the
-    # two agree only if the parent started this process through a small one (run.py uses sh).
+    # two agree only if the parent started this process through a small one (bench_memory uses sh).
     payload["vm_hwm_kib"] = _status_kib("VmHWM")
     # What is still held once the run is over (the result is still referenced).
     payload["rss_after_kib"] = _status_kib("VmRSS")

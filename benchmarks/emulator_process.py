@@ -95,6 +95,28 @@ class EmulatorProcess:
         """Arrival time (the emulator's ``time.monotonic()``) and status of every recorded request."""
         return [tuple(pair) for pair in self.call("times")["times"]]  # type: ignore[misc]
 
+    def add_calendar(self, calendar_id: str, access_token: str, event_ids: list[str]) -> None:
+        """Register ``access_token``, a calendar it owns and an event with a Meeting Agent for every
+        id (state set-up, not HTTP)."""
+        self.call("calendar", calendar_id=calendar_id, access_token=access_token, event_ids=event_ids)
+
+    def set_random_faults(self, **settings: Any) -> None:
+        """``CronofyEmulator.set_random_faults`` with these keyword arguments."""
+        self.call("random_faults", **settings)
+
+    def agent_statuses(self) -> dict[str, str]:
+        """Every scheduled agent's status (``scheduled`` or ``cancelled``) by scheduling key."""
+        return self.call("agent_statuses")["statuses"]
+
+    def sends_per_key(self) -> dict[str, int]:
+        """How many ``DELETE /v1/meeting_agents`` requests arrived for each scheduling key, whatever
+        their answer (dropped and faulted ones included)."""
+        return self.call("sends_per_key")["sends"]
+
+    def event_writes(self) -> dict[str, int]:
+        """How many times each event was changed (answered 202, alone or in a batch), by event id."""
+        return self.call("event_writes")["writes"]
+
     def airflow_connection(self, **extra: Any) -> dict[str, Any]:
         """The ``AIRFLOW_CONN_*`` JSON dict of a ``cronofy`` connection to this emulator."""
         return {"conn_type": "cronofy", "host": self.url, "password": self.api_key, "extra": extra}
@@ -120,7 +142,7 @@ class EmulatorProcess:
 
 def _serve(config: dict[str, Any]) -> None:
     sys.path.insert(0, str(ROOT))
-    from airflow_provider_cronofy.testing.emulator import CronofyEmulator
+    from airflow_provider_cronofy.testing import CronofyEmulator
 
     kwargs = config["emulator"]
     if config["tls"]:
@@ -148,6 +170,9 @@ def _serve(config: dict[str, Any]) -> None:
                     "connections_opened": emulator.connections_opened,
                     "tls_handshake_failures": emulator.tls_handshake_failures,
                     "fault_counts": emulator.fault_counts,
+                    "status_counts": {str(k): v for k, v in emulator.status_counts.items()},
+                    "max_in_flight": emulator.max_in_flight,
+                    "requests_received": emulator.requests_received,
                 }
                 if message.get("statuses"):
                     records = emulator.requests
@@ -161,6 +186,26 @@ def _serve(config: dict[str, Any]) -> None:
             elif command == "reset_requests":
                 emulator.reset_requests()
                 reply({"ok": True})
+            elif command == "calendar":
+                emulator.add_access_token(message["access_token"])
+                emulator.add_calendar(message["calendar_id"], access_token=message["access_token"])
+                for event_id in message["event_ids"]:
+                    emulator.add_event(message["calendar_id"], event_id)
+                reply({"ok": True})
+            elif command == "random_faults":
+                emulator.set_random_faults(**{k: v for k, v in message.items() if k != "command"})
+                reply({"ok": True})
+            elif command == "agent_statuses":
+                reply({"statuses": {key: a["status"] for key, a in emulator.scheduled_agents.items()}})
+            elif command == "sends_per_key":
+                sends = Counter(
+                    r.json["scheduling_key"]
+                    for r in emulator.requests
+                    if r.method == "DELETE" and isinstance(r.json, dict) and "scheduling_key" in r.json
+                )
+                reply({"sends": dict(sends)})
+            elif command == "event_writes":
+                reply({"writes": {event_id: n for (_, event_id), n in emulator.event_writes.items()}})
             elif command == "times":
                 reply({"times": [(r.time, r.status) for r in emulator.requests]})
             else:

@@ -1,7 +1,7 @@
 """The DAGs of the "one task versus mapped task instances" benchmark.
 
-benchmarks/run.py copies this file into a throw-away DAGs folder (``dag.test()`` on Airflow 3 only
-runs DAGs it can find there) and sets ``CRONOFY_BENCH_DAG_KEYS`` to the number of keys.
+bench_mapping.py copies this file into a throw-away DAGs folder (``dag.test()`` on Airflow 3 only runs
+DAGs it can find there) and sets ``CRONOFY_BENCH_DAG_KEYS`` to the number of keys.
 """
 
 from __future__ import annotations
