@@ -1,6 +1,7 @@
 """Deferrable mode: worker-held seconds against wall time for a run crossing two minute windows.
 
-Runs ``python benchmarks/bench_deferrable.py [--keys 1200] [--per-second 50] [--per-minute 500]``
+Section 8 of ``make bench`` (``--section deferrable``; left out of ``--quick``), or on its own:
+``python benchmarks/bench_deferrable.py [--keys 1200] [--per-second 50] [--per-minute 500]``
 (about 5 minutes with the defaults, Cronofy's own limits). The emulator runs in a process of its
 own, enforcing the limits; the hook paces to the same. The same list is cancelled twice with
 ``dag.test()`` (which runs triggers inline, as the triggerer would): once with
@@ -33,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from emulator_process import EmulatorProcess  # noqa: E402 - a sibling module, not a package
+from harness import heading  # noqa: E402
 
 DAG_FILE = """
 from datetime import datetime
@@ -137,6 +139,36 @@ def measure(deferrable: bool, keys: int, per_second: int, per_minute: int, home:
         "accepted_202": statuses.get(202, 0),
         "rate_limited_429": statuses.get(429, 0),
     }
+
+
+NAME = "deferrable"
+
+
+def run(ctx: Any) -> dict[str, Any]:
+    """The section for ``run.py``: this script in a child process (its own AIRFLOW_HOME)."""
+    heading("8. Deferrable mode: worker-held seconds against wall time, across two minute windows")
+    keys = ctx.plan.deferrable_keys
+    if not keys:
+        print(
+            "Not run with --quick: it waits out two minute windows (about 5 minutes). "
+            "Run it with `make bench BENCH_ARGS=deferrable`."
+        )
+        return {"skipped": "quick"}
+    out = ctx.home / "deferrable.json"
+    code = subprocess.call([sys.executable, __file__, "--keys", str(keys), "--json", str(out)])
+    if not out.exists():
+        ctx.goals.check(NAME, "deferrable run", f"exit {code}, no figures", "runs", False)
+        return {"exit_code": code}
+    figures = json.loads(out.read_text())
+    deferred = next(row for row in figures["rows"] if row["deferrable"])
+    for goal, met in figures["goals"].items():
+        value = (
+            f"{deferred['released_fraction']:.1%} released"
+            if "released" in goal
+            else ("yes" if met else "no")
+        )
+        ctx.goals.check(NAME, goal, value, goal, met)
+    return figures
 
 
 def main() -> int:

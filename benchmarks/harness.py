@@ -48,6 +48,8 @@ class Plan:
     """Latencies at which the one-request-in-flight baseline also runs (slow: 45 s and more)."""
     fault_keys: int
     fault_runs: int
+    deferrable_keys: int
+    """Keys of the deferrable section (0: skipped, as in ``--quick``: it needs two minute windows)."""
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -75,6 +77,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         baseline_latencies=() if quick else (0.15,),
         fault_keys=300,
         fault_runs=few,
+        deferrable_keys=0 if quick else 1_200,
     )
     if args.mapping_keys:
         plan.mapping_keys = args.mapping_keys

@@ -17,6 +17,8 @@
 6. latency      (bench_latency.py) scheduled keys and integrated events with 0, 50, 150 and 300 ms
                 per answer at Cronofy's default limits, against the rate-limit ideal
 7. faults       (bench_faults.py) 300 keys at 150 ms with ~18 % faults, against no faults
+8. deferrable   (bench_deferrable.py) worker-held seconds against wall time across two minute
+                windows, deferrable and not (not with ``--quick``: about 5 minutes)
 
 Every server is the emulator (``airflow_provider_cronofy.testing``) on 127.0.0.1, in a process of
 its own so that its CPU use is not charged to the client. Tables show medians over ``--runs``
@@ -43,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 # Sibling modules, not a package. noqa: E402 - after the sys.path line above.
+import bench_deferrable  # noqa: E402
 import bench_faults  # noqa: E402
 import bench_import  # noqa: E402
 import bench_latency  # noqa: E402
@@ -71,6 +74,7 @@ MODULES: tuple[ModuleType, ...] = (
     bench_memory,
     bench_latency,
     bench_faults,
+    bench_deferrable,
 )
 """Every section, in the order they run."""
 SECTIONS = tuple(module.NAME for module in MODULES)
