@@ -110,6 +110,10 @@ def test_dry_run_must_be_a_bool(requests_mock, value):
 
 def test_airflow_own_dry_run_method_still_works():
     # BaseOperator.dry_run() renders template fields (`airflow tasks test --dry-run`): not shadowed.
+    from airflow_provider_cronofy._compat import BaseOperator
+
+    if not hasattr(BaseOperator, "dry_run"):
+        pytest.skip("this Airflow line's BaseOperator has no dry_run() to shadow (3.0)")
     op = scheduled(["k"])
     assert callable(op.dry_run)
     op.dry_run()
