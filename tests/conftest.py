@@ -105,3 +105,18 @@ def metadata_db():
     subprocess.run(
         [str(airflow_cli), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
     )
+
+
+def sent_keys(requests_mock):
+    """The scheduling keys of every DELETE requests-mock received, in order."""
+    return [json.loads(r.body)["scheduling_key"] for r in requests_mock.request_history]
+
+
+def answer_by_key(statuses):
+    """A requests-mock callback answering each scheduling key with its own status (default 202)."""
+
+    def callback(request, context):
+        context.status_code = statuses.get(json.loads(request.body)["scheduling_key"], 202)
+        return ""
+
+    return callback

@@ -33,7 +33,7 @@ from airflow_provider_cronofy.operators.meeting_agents import (
 )
 from airflow_provider_cronofy.testing import CronofyEmulator
 from airflow_provider_cronofy.triggers.resume_at import ResumeAtTrigger
-from tests.conftest import ACCESS_TOKEN, FakeTI
+from tests.conftest import ACCESS_TOKEN, FakeTI, answer_by_key, sent_keys
 
 US = "https://api.cronofy.com"
 AGENTS = f"{US}/v1/meeting_agents"
@@ -45,18 +45,6 @@ KEYS = [f"key-{i}" for i in range(7)]
 def scheduled(keys, **kwargs):
     kwargs.setdefault("deferrable", True)
     return CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys, **kwargs)
-
-
-def sent_keys(requests_mock):
-    return [json.loads(r.body)["scheduling_key"] for r in requests_mock.request_history]
-
-
-def answer_by_key(statuses):
-    def callback(request, context):
-        context.status_code = statuses.get(json.loads(request.body)["scheduling_key"], 202)
-        return ""
-
-    return callback
 
 
 def state(keys, *, position, not_found=(), failed=(), sent_at=(), subject="scheduling_key"):

@@ -13,7 +13,7 @@ from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
     CancelScheduledMeetingAgentOperator,
 )
-from tests.conftest import ACCESS_TOKEN, FakeTI
+from tests.conftest import ACCESS_TOKEN, FakeTI, answer_by_key, sent_keys
 
 US = "https://api.cronofy.com"
 AGENTS = f"{US}/v1/meeting_agents"
@@ -28,20 +28,6 @@ def integrated(event_ids, **kwargs):
     kwargs.setdefault("calendar_id", "cal_1")
     kwargs.setdefault("use_batch", False)  # one request per event; the batch tests are in test_batch.py
     return CancelIntegratedMeetingAgentOperator(task_id="cancel_evt", event_id=event_ids, **kwargs)
-
-
-def sent_keys(requests_mock):
-    return [json.loads(r.body)["scheduling_key"] for r in requests_mock.request_history]
-
-
-def answer_by_key(statuses):
-    """A requests-mock callback answering each scheduling key with its own status (default 202)."""
-
-    def callback(request, context):
-        context.status_code = statuses.get(json.loads(request.body)["scheduling_key"], 202)
-        return ""
-
-    return callback
 
 
 @pytest.fixture(autouse=True)

@@ -86,7 +86,48 @@ def _dry_run(
     return {"would_cancel": items}
 
 
-class CancelScheduledMeetingAgentOperator(BaseOperator):
+class _MeetingAgentOperator(BaseOperator):
+    """What both operators share: the connection, concurrency, dry run and deferral arguments
+    (documented on each operator), their checks, and resuming a deferred run."""
+
+    ui_color = "#d6f0ff"
+
+    def __init__(
+        self,
+        *,
+        cronofy_conn_id: str = DEFAULT_CONN_ID,
+        max_concurrency: int | None = None,
+        dry_run: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        defer_after: float = DEFAULT_DEFER_AFTER,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cronofy_conn_id = cronofy_conn_id
+        self.max_concurrency = max_concurrency
+        self.deferrable = deferrable
+        self.defer_after = defer_after
+        # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
+        self.is_dry_run = dry_run
+
+    def _check_shared_arguments(self) -> bool:
+        """Check the shared arguments (before any request); return whether this is a dry run."""
+        dry_run = check_bool("dry_run", self.is_dry_run)
+        check_max_concurrency(self.max_concurrency)
+        check_deferral_args(self.deferrable, self.defer_after)
+        return dry_run
+
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+        raise NotImplementedError
+
+    def execute_complete(
+        self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, list[str]]:
+        """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
+        return self.execute(context, resume=carried_state(event, resume))
+
+
+class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
     """Cancel scheduled Meeting Agents by their ``scheduling_key``.
 
     Sends ``DELETE /v1/meeting_agents`` once per distinct key, authorised by the connection's API
@@ -116,36 +157,22 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("scheduling_key", "cronofy_conn_id")
-    ui_color = "#d6f0ff"
 
     def __init__(
         self,
         *,
         scheduling_key: str | Sequence[str],
-        cronofy_conn_id: str = DEFAULT_CONN_ID,
-        max_concurrency: int | None = None,
-        dry_run: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        defer_after: float = DEFAULT_DEFER_AFTER,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.scheduling_key = scheduling_key
-        self.cronofy_conn_id = cronofy_conn_id
-        self.max_concurrency = max_concurrency
-        self.deferrable = deferrable
-        self.defer_after = defer_after
-        # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
-        self.is_dry_run = dry_run
 
     def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
         """Cancel every key; return ``{"cancelled": [...], "not_found": [...]}``.
 
         ``resume`` is the state a deferred run carries (see :meth:`execute_complete`).
         """
-        dry_run = check_bool("dry_run", self.is_dry_run)
-        check_max_concurrency(self.max_concurrency)
-        check_deferral_args(self.deferrable, self.defer_after)
+        dry_run = self._check_shared_arguments()
         keys = normalise_items("scheduling_key", self.scheduling_key)
         if not keys and not dry_run:
             self.log.info("No scheduling keys given: nothing to cancel.")
@@ -195,14 +222,8 @@ class CancelScheduledMeetingAgentOperator(BaseOperator):
                 )
             return results
 
-    def execute_complete(
-        self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
-    ) -> dict[str, list[str]]:
-        """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
-        return self.execute(context, resume=carried_state(event, resume))
 
-
-class CancelIntegratedMeetingAgentOperator(BaseOperator):
+class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
     """Cancel the Meeting Agents of calendar events.
 
     By default removes the agent and keeps the event: ``POST /v1/calendars/{calendar_id}/events``
@@ -239,7 +260,6 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("calendar_id", "event_id", "cronofy_conn_id")
-    ui_color = "#d6f0ff"
 
     def __init__(
         self,
@@ -247,25 +267,14 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         calendar_id: str,
         event_id: str | Sequence[str],
         delete_event: bool = False,
-        cronofy_conn_id: str = DEFAULT_CONN_ID,
-        max_concurrency: int | None = None,
         use_batch: bool = True,
-        dry_run: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        defer_after: float = DEFAULT_DEFER_AFTER,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.use_batch = use_batch
-        # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
-        self.is_dry_run = dry_run
         self.calendar_id = calendar_id
         self.event_id = event_id
         self.delete_event = delete_event
-        self.cronofy_conn_id = cronofy_conn_id
-        self.max_concurrency = max_concurrency
-        self.deferrable = deferrable
-        self.defer_after = defer_after
+        self.use_batch = use_batch
 
     def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
         """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``.
@@ -274,9 +283,7 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
         """
         delete_event = check_bool("delete_event", self.delete_event)
         use_batch = check_bool("use_batch", self.use_batch)
-        dry_run = check_bool("dry_run", self.is_dry_run)
-        check_max_concurrency(self.max_concurrency)
-        check_deferral_args(self.deferrable, self.defer_after)
+        dry_run = self._check_shared_arguments()
         segment = calendar_path_segment(self.calendar_id)
         event_ids = normalise_items("event_id", self.event_id)
         if not event_ids and not dry_run:
@@ -319,9 +326,3 @@ class CancelIntegratedMeetingAgentOperator(BaseOperator):
             except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
                 _keep_partial_results(context, results, error)
                 raise
-
-    def execute_complete(
-        self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
-    ) -> dict[str, list[str]]:
-        """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
-        return self.execute(context, resume=carried_state(event, resume))
