@@ -7,7 +7,7 @@ saw, and exits non-zero if anything did not happen as it should.
 
 The warehouse DAG (``cancel_from_warehouse.py``) reads a SQLite "warehouse" seeded from
 ``example_dags/data/meetings_warehouse.sql`` and runs twice: the first run meets a Cronofy outage
-(503 beyond the hook's retries) on one key, the second finishes the job and sends nothing for the
+(503 asking to wait an hour) on one key, the second finishes the job and sends nothing for the
 keys the first one cancelled. The demo proves that from the emulator's request log and prints the
 audit table.
 """
@@ -34,7 +34,8 @@ REFRESH_TOKEN = "demo-refresh-token"
 
 WAREHOUSE = HOME / "warehouse.db"
 WAREHOUSE_DAG = "cronofy_cancel_from_warehouse"
-# Sent first (the DAG reads keys in order); the emulator answers it 503 during run 1.
+# Sent first (the DAG reads keys in order, one request in flight); the emulator answers it 503
+# during run 1.
 OUTAGE_KEY = "crm-deal-2001-kickoff"
 NEVER_SCHEDULED = "crm-deal-2004-intro"  # called off before its agent was ever scheduled
 
@@ -159,16 +160,17 @@ def main() -> int:
                 return 1
 
         print(
-            f"4/5 Running {WAREHOUSE_DAG} twice; during run 1 Cronofy answers 503 to {OUTAGE_KEY} "
-            "beyond the hook's retries (max_retries=1 in this demo's connection, to keep it short):"
+            f"4/5 Running {WAREHOUSE_DAG} twice; during run 1 Cronofy answers 503 to {OUTAGE_KEY} and asks "
+            "to wait an hour (Retry-After: 3600, more than the hook sleeps for, so the key fails at once; "
+            "this demo's connection keeps one request in flight, so that key is the first one sent):"
         )
-        short_retries = emulator.airflow_connection_json(
-            access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN, max_retries=1
+        one_in_flight = emulator.airflow_connection_json(
+            access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN, max_concurrency=1
         )
-        emulator.fail_next(2, 503, method="DELETE", path="/v1/meeting_agents")
-        first_ok, first_sent = run_warehouse_dag(emulator, 1, short_retries)
+        emulator.fail_next(1, 503, retry_after=3600, method="DELETE", path="/v1/meeting_agents")
+        first_ok, first_sent = run_warehouse_dag(emulator, 1, one_in_flight)
         emulator.clear_faults()
-        second_ok, second_sent = run_warehouse_dag(emulator, 2, short_retries)
+        second_ok, second_sent = run_warehouse_dag(emulator, 2, one_in_flight)
         cancelled_by_first = [k for k, status in first_sent if status == 202]
         resent = sorted({k for k, _ in second_sent} & set(cancelled_by_first))
         print(
