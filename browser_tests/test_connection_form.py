@@ -59,6 +59,8 @@ EXPECTED_EXTRA = {
     "rate_limit_per_minute": 120,
     # Airflow 3.3's form stores every field it shows: one left empty is JSON null, not "".
     LEFT_EMPTY: None,
+    "max_concurrency": None,  # not touched: null, and the hook's default (20) applies
+    "batch_rate_cost": "request",  # not touched: the choice comes preselected with its default
 }
 EXPECTED_TYPES = {
     "data_center": str,
@@ -69,6 +71,8 @@ EXPECTED_TYPES = {
     "rate_limit_per_second": int,
     "rate_limit_per_minute": int,
     LEFT_EMPTY: type(None),
+    "max_concurrency": type(None),
+    "batch_rate_cost": str,
 }
 
 
@@ -269,6 +273,8 @@ def test_add_edit_and_test_a_cronofy_connection_in_the_browser(
             max_retries=3,
             rate_limit_per_second=7,
             rate_limit_per_minute=120,
+            max_concurrency=20,
+            batch_rate_cost="request",
         )
         assert hook.require_api_key() == API_KEY
         hook.require_calendar_credentials()  # the access token typed in the form is there
