@@ -17,6 +17,7 @@ from typing import Any
 from airflow_provider_cronofy.exceptions import (
     CronofyAPIError,
     CronofyBulkError,
+    CronofyError,
     CronofyInputError,
     ItemFailure,
     stops_a_bulk_run,
@@ -55,6 +56,15 @@ def normalise_items(name: str, value: object) -> list[str]:
             + "\n  ".join(shown)
         )
     return list(dict.fromkeys(value))
+
+
+def describe_failure(error: BaseException) -> tuple[int | None, str]:
+    """The HTTP status (or ``None``) and the reason (not yet redacted) a failed item is reported with."""
+    status = error.status_code if isinstance(error, CronofyAPIError) else None
+    # The provider's own errors are worded for the user; anything else is a bug, which must not
+    # lose the report of the other items: it is named by its class.
+    reason = str(error) if isinstance(error, CronofyError) else f"{type(error).__name__}: {error}"
+    return status, reason
 
 
 def run_bulk(
@@ -97,14 +107,7 @@ def run_bulk(
     def on_result(index: int, item: str, result: Any) -> None:
         nonlocal fatal, last_report, succeeded
         if isinstance(result, BaseException):
-            status = result.status_code if isinstance(result, CronofyAPIError) else None
-            reason = (
-                str(result)
-                if isinstance(result, CronofyAPIError) or stops_a_bulk_run(result)
-                else (
-                    f"{type(result).__name__}: {result}"  # a bug must not lose the report of the rest
-                )
-            )
+            status, reason = describe_failure(result)
             failures[index] = ItemFailure(item, status, redact(reason))
             fatal = fatal or stops_a_bulk_run(result)
         else:

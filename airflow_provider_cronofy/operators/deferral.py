@@ -42,10 +42,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyError, CronofyInputError
+from airflow_provider_cronofy.operators.bulk import Run, describe_failure
+from airflow_provider_cronofy.validation import check_bool
 
 if TYPE_CHECKING:
     from airflow_provider_cronofy.hooks.pacing import RequestPacer
-    from airflow_provider_cronofy.operators.bulk import Run
 
 FORMAT = 1
 """Version of the carried state's layout; a state of another version is refused with a message."""
@@ -61,10 +62,7 @@ def check_deferral_args(deferrable: object, defer_after: object) -> float:
 
     ``deferrable`` must be a bool; ``defer_after`` a finite number of seconds above 0.
     """
-    if not isinstance(deferrable, bool):
-        raise CronofyInputError(
-            f"deferrable must be True or False, got {type(deferrable).__name__}: {deferrable!r:.100}."
-        )
+    check_bool("deferrable", deferrable)
     if (
         isinstance(defer_after, bool)
         or not isinstance(defer_after, (int, float))
@@ -279,9 +277,8 @@ class SegmentedRun:
 
     def _record(self, progress: Progress, index: int, result: Any) -> None:
         if isinstance(result, BaseException):
-            status = result.status_code if isinstance(result, CronofyAPIError) else None
             # The same wording run_bulk gives the failure, redacted before it is stored.
-            reason = str(result) if isinstance(result, CronofyError) else f"{type(result).__name__}: {result}"
+            status, reason = describe_failure(result)
             progress.failures[index] = (status, self.redact(reason))
             return
         for outcome, value in self.result_values.items():
