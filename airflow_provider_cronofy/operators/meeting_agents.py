@@ -27,6 +27,7 @@ from airflow_provider_cronofy.validation import calendar_path_segment, check_boo
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_provider_cronofy.hooks.concurrency import Job
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,53 @@ class _MeetingAgentOperator(BaseOperator):
     def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
         raise NotImplementedError
 
+    def _cancel_all(
+        self,
+        context: Any,
+        hook: CronofyHook,
+        job: Job,
+        items: list[str],
+        *,
+        resume: Mapping[str, Any] | None,
+        result_values: Mapping[str, Any],
+        subject: str,
+        name: str,
+        noun: str,
+    ) -> dict[str, list[str]]:
+        """Send ``items`` with ``job`` through the hook's bulk engine (in segments when deferrable).
+
+        ``result_values`` maps each outcome, in the order the return value lists them, to the
+        result the hook's call gives for it. What succeeded is pushed as ``partial_result`` (and
+        the failures as ``failures``) when the run fails or is interrupted; a deferral is not a
+        failure.
+        """
+        results: dict[str, list[str]] = {outcome: [] for outcome in result_values}
+        try:
+            return run_bulk(
+                items,
+                segmented_if_deferrable(
+                    self,
+                    lambda batch, on_result: hook.run_many(batch, job, on_result),
+                    hook,
+                    job,
+                    resume=resume,
+                    subject=subject,
+                    name=name,
+                    result_values=result_values,
+                ),
+                outcome_of=lambda result: next(o for o, v in result_values.items() if v == result),
+                noun=noun,
+                outcomes=tuple(result_values),
+                log=self.log,
+                redact=hook.redact,
+                results=results,
+            )
+        except TaskDeferred:  # a deferrable run waits for the rate limit's next window
+            raise
+        except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
+            _keep_partial_results(context, results, error)
+            raise
+
     def execute_complete(
         self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
     ) -> dict[str, list[str]]:
@@ -184,33 +232,17 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
                 return _dry_run(
                     self.log, "DELETE", f"{hook.base_url}/v1/meeting_agents", "scheduling_key", keys
                 )
-            job = hook.call_job(hook.scheduled_cancellation)
-            results: dict[str, list[str]] = {"cancelled": [], "not_found": []}
-            try:
-                run_bulk(
-                    keys,
-                    segmented_if_deferrable(
-                        self,
-                        lambda items, on_result: hook.run_many(items, job, on_result),
-                        hook,
-                        job,
-                        resume=resume,
-                        subject="scheduling_key",
-                        name="scheduling keys",
-                        result_values={"cancelled": True, "not_found": False},
-                    ),
-                    outcome_of=lambda found: "cancelled" if found else "not_found",
-                    noun="scheduling keys",
-                    outcomes=("cancelled", "not_found"),
-                    log=self.log,
-                    redact=hook.redact,
-                    results=results,
-                )
-            except TaskDeferred:  # a deferrable run waits for the rate limit's next window
-                raise
-            except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
-                _keep_partial_results(context, results, error)
-                raise
+            results = self._cancel_all(
+                context,
+                hook,
+                hook.call_job(hook.scheduled_cancellation),
+                keys,
+                resume=resume,
+                result_values={"cancelled": True, "not_found": False},
+                subject="scheduling_key",
+                name="scheduling keys",
+                noun="scheduling keys",
+            )
             if len(results["not_found"]) == len(keys):
                 # A host or proxy route pointing at the wrong place 404s too; say so, but a re-run
                 # of a finished job legitimately finds nothing left to cancel.
@@ -298,31 +330,15 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
                 url = f"{hook.base_url}/v1/calendars/{segment}/events"
                 how = " (50 to a POST /v1/batch)" if use_batch else ""
                 return _dry_run(self.log, method + how, url, "event_id", event_ids)
-            job = hook.event_cancellations(calendar_id, delete_event=delete_event, use_batch=use_batch)
-            results: dict[str, list[str]] = {"cancelled": []}
-            try:
-                return run_bulk(
-                    event_ids,
-                    segmented_if_deferrable(
-                        self,
-                        lambda items, on_result: hook.run_many(items, job, on_result),
-                        hook,
-                        job,
-                        resume=resume,
-                        # The outcomes carried belong to this calendar and this action too.
-                        subject=f"event_id of {calendar_id} delete_event={delete_event}",
-                        name="event ids",
-                        result_values={"cancelled": None},
-                    ),
-                    outcome_of=lambda _: "cancelled",
-                    noun=f"event(s) of calendar {calendar_id!r}",
-                    outcomes=("cancelled",),
-                    log=self.log,
-                    redact=hook.redact,
-                    results=results,
-                )
-            except TaskDeferred:  # a deferrable run waits for the rate limit's next window
-                raise
-            except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
-                _keep_partial_results(context, results, error)
-                raise
+            return self._cancel_all(
+                context,
+                hook,
+                hook.event_cancellations(calendar_id, delete_event=delete_event, use_batch=use_batch),
+                event_ids,
+                resume=resume,
+                result_values={"cancelled": None},
+                # The outcomes carried belong to this calendar and this action too.
+                subject=f"event_id of {calendar_id} delete_event={delete_event}",
+                name="event ids",
+                noun=f"event(s) of calendar {calendar_id!r}",
+            )
