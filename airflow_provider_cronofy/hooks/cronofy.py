@@ -28,7 +28,7 @@ from airflow_provider_cronofy.hooks import error_messages
 from airflow_provider_cronofy.hooks.concurrency import BulkEngine, Job, ResultHandler
 from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
-from airflow_provider_cronofy.hooks.events import BATCH_MAX_ENTRIES, EventBatchJob, event_request
+from airflow_provider_cronofy.hooks.events import BATCH_MAX_ENTRIES, EventBatchJob, event_request, event_scope
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
 from airflow_provider_cronofy.hooks.settings import (
     Credentials,
@@ -350,7 +350,9 @@ class CronofyHook(BaseHook):
 
         :raises CronofyInputError: ``calendar_id`` or ``event_id`` is unusable.
         """
-        path = f"/v1/calendars/{calendar_path_segment(calendar_id)}/events"
+        return self._event_call(_events_path(calendar_id), calendar_id, event_id, delete_event)
+
+    def _event_call(self, path: str, calendar_id: str, event_id: str, delete_event: bool) -> Call:
         validate_item("event_id", event_id)
         method, body, scope = event_request(event_id, delete_event=delete_event)
 
@@ -370,17 +372,15 @@ class CronofyHook(BaseHook):
 
         :raises CronofyInputError: ``calendar_id`` is unusable.
         """
-        path = f"/v1/calendars/{calendar_path_segment(calendar_id)}/events"
+        path = _events_path(calendar_id)
         if not use_batch:
-            return self.call_job(
-                lambda event_id: self.event_cancellation(calendar_id, event_id, delete_event=delete_event)
-            )
+            return self.call_job(lambda event_id: self._event_call(path, calendar_id, event_id, delete_event))
         settings = self.settings
         per_entry = settings.batch_rate_cost == "entries"
         limits = [
             limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit
         ]
-        scope = event_request("", delete_event=delete_event)[2]
+        scope = event_scope(delete_event)
         return EventBatchJob(
             path,
             delete_event=delete_event,
@@ -455,26 +455,30 @@ class CronofyHook(BaseHook):
         log.info("Refreshed the Cronofy access token of connection '%s'.", self.cronofy_conn_id)
 
     def _refresh_after_401(self, rejected: str) -> None:
-        # Single flight: the first thread to meet the 401 refreshes; the others wait for it and
-        # use its token. A refused refresh is remembered, so nobody asks again.
-        with self._refresh_lock:
-            if self._refresh_error is not None:
-                raise self._refresh_error
-            if self._access_token != rejected:
-                return
-            log.info("Cronofy rejected the access token (401); refreshing it once.")
-            self.refresh_access_token()
+        self._refresh_once(
+            lambda: self._access_token == rejected,
+            "Cronofy rejected the access token (401); refreshing it once.",
+        )
 
     def _access_token_now(self) -> str:
         self.require_calendar_credentials()
         if self._access_token is None:
-            with self._refresh_lock:
-                if self._refresh_error is not None:
-                    raise self._refresh_error
-                if self._access_token is None:
-                    self.refresh_access_token()
+            self._refresh_once(lambda: self._access_token is None)
         assert self._access_token is not None
         return self._access_token
+
+    def _refresh_once(self, still_needed: Callable[[], bool], why: str | None = None) -> None:
+        # Single flight: the first thread that needs a token refreshes; the others wait for it and
+        # find `still_needed()` false, so they use its token. A refused refresh is remembered, so
+        # nobody asks again.
+        with self._refresh_lock:
+            if self._refresh_error is not None:
+                raise self._refresh_error
+            if not still_needed():
+                return
+            if why:
+                log.info(why)
+            self.refresh_access_token()
 
     def _require(self, auth: str) -> str:
         return self.require_api_key() if auth == "api_key" else self._access_token_now()
@@ -590,3 +594,11 @@ class _PerItemJob:
     def settle(self, item: str, retry: RetryLater, attempts: int) -> Any:
         call = self._make_call(item)
         return call.interpret(self._hook.transport.settle(call.request, retry, attempts))
+
+
+def _events_path(calendar_id: str) -> str:
+    """``/v1/calendars/{calendar_id}/events``, the id percent-encoded as one path segment.
+
+    :raises CronofyInputError: ``calendar_id`` is unusable.
+    """
+    return f"/v1/calendars/{calendar_path_segment(calendar_id)}/events"

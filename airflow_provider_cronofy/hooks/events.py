@@ -20,11 +20,16 @@ BATCH_MAX_ENTRIES = 50
 """Most requests one ``POST /v1/batch`` may carry (Cronofy's documented limit)."""
 
 
+def event_scope(delete_event: bool) -> str:
+    """The OAuth scope the event call needs: ``delete_event``, or ``create_event`` to upsert."""
+    return "delete_event" if delete_event else "create_event"
+
+
 def event_request(event_id: str, *, delete_event: bool) -> tuple[str, dict[str, Any], str]:
     """Method, body and needed scope of the event call that cancels ``event_id``'s agent."""
     if delete_event:
-        return "DELETE", {"event_id": event_id}, "delete_event"
-    return "POST", {"event_id": event_id, "meeting_agent": {"profile_id": "none"}}, "create_event"
+        return "DELETE", {"event_id": event_id}, event_scope(delete_event)
+    return "POST", {"event_id": event_id, "meeting_agent": {"profile_id": "none"}}, event_scope(delete_event)
 
 
 class EventBatchJob:

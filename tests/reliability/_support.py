@@ -329,17 +329,17 @@ def expire_before_calls(emu: CronofyEmulator, calls: set[int]) -> Any:
     an event (again for a retry: only the first time per event counts). Run with one request in
     flight (``max_concurrency=1``) for an exact transcript.
     """
-    original = CronofyHook.event_cancellation
+    original = CronofyHook._event_call
     seen: set[str] = set()
 
-    def event_cancellation(self, calendar_id, event_id, **kwargs):
+    def event_call(self, path, calendar_id, event_id, delete_event):
         if event_id not in seen:
             seen.add(event_id)
             if len(seen) in calls:
                 emu.expire_access_token(_last_calendar_token(emu))
-        return original(self, calendar_id, event_id, **kwargs)
+        return original(self, path, calendar_id, event_id, delete_event)
 
-    return mock.patch.object(CronofyHook, "event_cancellation", event_cancellation)
+    return mock.patch.object(CronofyHook, "_event_call", event_call)
 
 
 # ---------------------------------------------------------------------- exception hygiene
