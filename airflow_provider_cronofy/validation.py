@@ -106,10 +106,18 @@ def check_request_path(path: object) -> None:
         problem = "must start with '/' and hold no spaces or control characters (e.g. '/v1/userinfo')"
     elif "#" in path:
         problem = "must not hold a fragment ('#')"
-    elif any(unquote(segment) in (".", "..") for segment in path.split("?")[0].split("/")):
+    elif has_dot_segment(path.split("?")[0]):
         problem = "must not hold '.' or '..' segments"
     if problem:
         raise CronofyInputError(f"path {problem}; got {path!r:.100}.")
+
+
+def has_dot_segment(path: str) -> bool:
+    """Whether ``path`` holds a ``.`` or ``..`` segment, percent-encoded ones (``%2e%2e``) too.
+
+    HTTP clients and servers decode ``%2e%2e`` to ``..`` and climb out of the path it sits in.
+    """
+    return any(unquote(segment) in (".", "..") for segment in path.split("/"))
 
 
 def check_json_body(body: Any) -> None:

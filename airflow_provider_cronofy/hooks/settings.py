@@ -11,7 +11,7 @@ import ipaddress
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from airflow_provider_cronofy.exceptions import CronofyConfigError
 from airflow_provider_cronofy.get_provider_info import (
@@ -19,7 +19,7 @@ from airflow_provider_cronofy.get_provider_info import (
     DEFAULT_RATE_LIMIT_PER_MINUTE,
     DEFAULT_RATE_LIMIT_PER_SECOND,
 )
-from airflow_provider_cronofy.validation import MAX_CONCURRENCY_LIMIT
+from airflow_provider_cronofy.validation import MAX_CONCURRENCY_LIMIT, has_dot_segment
 
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 """Connect and read timeout in seconds when the connection sets none: never unbounded."""
@@ -194,8 +194,7 @@ def parse_host(host: str, port: int | None) -> str:
         problem = "it holds a query or a fragment"
     elif scheme == "http" and not _is_loopback(hostname):
         problem = "http:// is only allowed for loopback hosts (localhost, 127.0.0.0/8, [::1])"
-    elif any(unquote(seg) in (".", "..") for seg in parts.path.split("/")):
-        # "%2e%2e" is ".." too: HTTP clients and servers decode it and climb out of the prefix.
+    elif has_dot_segment(parts.path):
         problem = "its path holds a '.' or '..' segment"
     elif parts.path.rstrip("/").endswith("/v1"):
         problem = "it ends in /v1: give the base URL, the hook adds /v1/... itself"
