@@ -33,6 +33,23 @@ def validate_item(name: str, value: object) -> None:
         )
 
 
+def refuse_comma_joined(name: str, value: str) -> None:
+    """Raise :class:`CronofyInputError` when ``value`` (one id given on its own) holds a comma.
+
+    ``"deal-1,deal-2"`` passed where one id is expected is almost always several ids joined into
+    one string; Cronofy would treat it as one id and cancel nothing. An id that really holds a
+    comma goes in a one-item list, whose items are sent exactly as given.
+    """
+    if "," in value:
+        parts = [part.strip() for part in value.split(",")]
+        shown = ", ".join(repr(part) for part in parts[:3]) + (", ..." if len(parts) > 3 else "")
+        raise CronofyInputError(
+            f"{name} {value!r:.100} looks like {len(parts)} ids joined by commas. Pass a list "
+            f"instead ([{shown}]); if the comma belongs to the id, pass it as a one-item list "
+            f"([{value!r:.100}]): list items are sent exactly as given. Nothing was sent."
+        )
+
+
 def calendar_path_segment(calendar_id: object) -> str:
     """Return ``calendar_id`` percent-encoded as one URL path segment.
 
