@@ -51,7 +51,11 @@ def cronofy(monkeypatch):
         for key in CALLED_OFF + CONFIRMED:
             if key != NEVER_SCHEDULED:
                 emulator.schedule_agent(key)
-        monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", emulator.airflow_connection_json(max_retries=0))
+        # One request in flight: the keys reach the emulator in input order, so its scripted
+        # fault hits the first key (a burst of concurrent sends arrives in any order).
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CRONOFY_DEFAULT", emulator.airflow_connection_json(max_retries=0, max_concurrency=1)
+        )
         yield emulator
 
 

@@ -106,7 +106,13 @@ def run_dag(dag_id: str, **kwargs):
     return dag.test(**kwargs)
 
 
-def test_scheduled_example_dag_cancels_called_off_meetings(metadata_db, emulator):
+def test_scheduled_example_dag_cancels_called_off_meetings(metadata_db, emulator, monkeypatch):
+    # One request in flight: the keys go one after another over one kept-alive connection (a
+    # burst of concurrent sends would open one connection per request in flight).
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CRONOFY_DEFAULT",
+        emulator.airflow_connection_json(access_token=TOKEN, max_concurrency=1),
+    )
     for key in CALLED_OFF + CONFIRMED:
         emulator.schedule_agent(key)
     run = run_dag("cronofy_cancel_scheduled_agents")

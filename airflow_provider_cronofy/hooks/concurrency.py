@@ -267,6 +267,10 @@ class BulkEngine:
             results = [RuntimeError(f"the job answered {len(results)} results for {len(items)} items")] * len(
                 items
             )
+        if any(isinstance(result, BaseException) and stops_a_bulk_run(result) for result in results):
+            # Closed here, not when the scheduler collects the result: every paced waiter wakes
+            # now and none of them sends.
+            self.gate.close()
         unit.results = results
 
 

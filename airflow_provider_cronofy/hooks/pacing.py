@@ -3,11 +3,12 @@
 Cronofy allows 50 requests per second and 500 per minute by default and answers 429 beyond that.
 :class:`RequestPacer` keeps a log of its recent send times per window (a sliding-window log), so
 no window of one second or one minute ever holds more requests than the limit, whichever way the
-server counts (fixed or sliding windows). Writing it here costs about thirty lines; the rate
-limiting libraries on PyPI bring buckets, back-ends and API churn this does not need.
+server counts (fixed or sliding windows). A sliding window lets its whole budget through at once:
+a run starts with a burst of the per-second limit, then sends one request per freed slot.
 
-Within the per-second limit, requests are also spaced at least ``0.5/limit`` seconds apart, so that
-many requests in flight at once still reach the server one at a time, in order.
+The wait for a slot is computed under the pacer's lock and sat out outside it, on the run's stop
+event when there is one: releasing a slot, asking how far the next one is, or reporting progress
+never waits behind another thread's pacing wait, and a stop wakes every waiter at once.
 
 Pacing is per process: a pacer is shared by every hook in the process that talks to the same base
 URL with the same limits. Tasks in other processes (other workers, mapped task instances) are not
@@ -23,11 +24,16 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 
-# Requests leave the client evenly but reach the server with jittery latency, so two sends
-# just over a window apart can land just inside one: pad each window a little.
-WINDOW_MARGIN = 1.02
-# A wait this long is logged, so that a long bulk run never looks stuck between progress lines.
+SEND_GUARD_SECONDS = 0.005
+"""At most this much of the fastest answer counts as the time a request took to reach Cronofy.
+
+A request counts from just before it is handed to the HTTP session; it reaches Cronofy a little
+later (building it, the way out), which no single answer measures. The fastest answer bounds that
+delay from above; this caps the bound, so that a distant server (150 ms answers) costs 5 ms per
+window, not a round trip.
+"""
 LOG_WAITS_FROM_SECONDS = 5.0
+"""A wait this long is logged, so that a long bulk run never looks stuck between progress lines."""
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +49,20 @@ class Slot:
 
 
 class RequestPacer:
-    """Blocks in :meth:`acquire` until one more request fits under every ``(limit, seconds)`` window.
+    """Waits in :meth:`acquire` until one more request fits under every ``(limit, seconds)`` window.
 
     A limit of ``0`` (or ``None``) turns that window off.
 
-    A request counts from the moment it is let through, but Cronofy counts it when it arrives:
-    later, by the network's delay plus whatever held the sending thread back (other threads,
-    a busy machine). The common part of that delay shifts every request alike and cancels out;
-    the extra part is what :data:`WINDOW_MARGIN` absorbs, up to 2 % of a window. :meth:`release`
-    measures it: a request answered later than the fastest answer so far counts as sent that
-    much later, so a send held back by 40 ms cannot push a window over its limit.
+    A request counts from the moment it is let through (or, once :meth:`mark_sent` is called,
+    from just before it leaves), but Cronofy counts it when it arrives: later, by whatever held
+    the sending thread back and by the network's delay on the way out. :meth:`release` measures
+    it from the answers: a request answered later than the fastest answer so far counts as sent
+    that much later (plus a share of the fastest answer, see :data:`SEND_GUARD_SECONDS`), so a
+    send held back by 40 ms cannot push a window over its limit. No window is padded otherwise.
+
+    :param clock: monotonic seconds (tests pass a fake one).
+    :param sleep: how a wait without a stop event is sat out (default :func:`time.sleep`); with a
+        stop event, the wait is ``stop.wait(seconds)`` unless ``sleep`` is given.
     """
 
     def __init__(
@@ -62,9 +72,7 @@ class RequestPacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        self._windows = [
-            (int(limit), seconds * WINDOW_MARGIN, deque[Slot]()) for limit, seconds in windows if limit
-        ]
+        self._windows = [(int(limit), float(seconds), deque[Slot]()) for limit, seconds in windows if limit]
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -83,13 +91,13 @@ class RequestPacer:
         """Wait until ``cost`` more requests fit under every window, and count them as sent now.
 
         Returns their :class:`Slot` (pass it to :meth:`release` once answered), or ``None``
-        without counting anything when ``stop`` is set before they fit (a stopped bulk run must
-        not sit out a long pacing wait). Callers sharing the pacer queue behind its lock.
+        without counting anything when ``stop`` is set before they fit: a stopped run's waiters
+        all wake at once (``stop.set()``) and none of them takes a slot.
         """
         if not self._windows:
             return None if stop is not None and stop.is_set() else _UNPACED
-        with self._lock:
-            while True:
+        while True:
+            with self._lock:
                 if stop is not None and stop.is_set():
                     return None
                 now = self._clock()
@@ -100,26 +108,33 @@ class RequestPacer:
                         sent.extend([slot] * cost)
                     return slot
                 self.waited += delay
-                if delay >= LOG_WAITS_FROM_SECONDS:
-                    log.info(
-                        "Pacing under Cronofy's rate limit: waiting %.1f s before the next request.", delay
-                    )
-                if self._sleep is not None:
-                    self._sleep(delay)
-                elif stop is not None:
-                    stop.wait(delay)
-                else:
-                    time.sleep(delay)
+            # Outside the lock: release(), next_slot_in() and the other waiters go on meanwhile.
+            if delay >= LOG_WAITS_FROM_SECONDS:
+                log.info("Pacing under Cronofy's rate limit: waiting %.1f s before the next request.", delay)
+            if self._sleep is not None:
+                self._sleep(delay)
+            elif stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
+
+    def mark_sent(self, slot: Slot) -> None:
+        """The request of ``slot`` leaves now: it counts from now (it may have waited at a gate)."""
+        if slot is _UNPACED:
+            return
+        now = self._clock()
+        with self._lock:
+            slot.acquired = slot.at = max(slot.at, now)
 
     def release(self, slot: Slot) -> None:
         """The request of ``slot`` was answered (or failed) now: count it later if it was slow."""
         if slot is _UNPACED:
             return
-        took = self._clock() - slot.acquired  # before the lock: a paced wait may hold it
         with self._lock:
+            took = self._clock() - slot.acquired
             fastest = self._fastest if self._fastest is not None else took
-            self._fastest = min(fastest, took)
-            slot.at = slot.acquired + max(0.0, took - fastest)
+            self._fastest = fastest = min(fastest, took)
+            slot.at = slot.acquired + max(0.0, took - fastest) + min(fastest, SEND_GUARD_SECONDS)
 
     # ------------------------------------------------------------------ deferrable runs
 
@@ -217,12 +232,5 @@ def shared_pacer(base_url: str, per_second: float | None, per_minute: float | No
         pacer = _shared.get(key)
         if pacer is None:
             windows: list[tuple[float | None, float]] = [(per_second, 1.0), (per_minute, 60.0)]
-            if per_second and per_second > 1:
-                # Space sends at least half a per-second slot apart instead of firing the whole
-                # budget at once: concurrent sends fired together reach the server tens of
-                # milliseconds apart in any order, more jitter than WINDOW_MARGIN covers; spaced
-                # ones meet it one at a time. Half a slot keeps the burst a sliding window allows
-                # (a run of 300 requests at 50/s still starts with 50 in its first half second).
-                windows.append((1, 0.5 / per_second))
             pacer = _shared[key] = RequestPacer(windows)
         return pacer

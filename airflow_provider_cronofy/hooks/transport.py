@@ -25,7 +25,7 @@ from requests.adapters import HTTPAdapter
 
 from airflow_provider_cronofy import __version__
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyFatalAPIError
-from airflow_provider_cronofy.hooks.pacing import RequestPacer
+from airflow_provider_cronofy.hooks.pacing import RequestPacer, Slot
 from airflow_provider_cronofy.hooks.settings import CronofySettings
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -202,16 +202,22 @@ class Transport:
         if slot is None:
             raise Stopped
         try:
-            return self._send(request, headers, data, gate)
+            return self._send(request, headers, data, gate, slot)
         finally:
             self.pacer.release(slot)
 
     def _send(
-        self, request: Request, headers: dict[str, str], data: bytes | None, gate: SendGate | None
+        self,
+        request: Request,
+        headers: dict[str, str],
+        data: bytes | None,
+        gate: SendGate | None,
+        slot: Slot,
     ) -> Reply:
         settings = self.settings
         if gate is not None:
             gate.enter()
+        self.pacer.mark_sent(slot)
         with self._counts:
             self.requests_sent += 1
         try:

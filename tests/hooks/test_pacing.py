@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 
-from airflow_provider_cronofy.hooks.pacing import WINDOW_MARGIN, RequestPacer, shared_pacer
+from airflow_provider_cronofy.hooks.pacing import SEND_GUARD_SECONDS, RequestPacer, shared_pacer
 
 
 class FakeClock:
@@ -41,7 +40,7 @@ def test_both_windows_hold():
     assert max_in_window(times, 1.0) <= 50
     assert max_in_window(times, 60.0) <= 500
     # Close to the limit, not far under it: 1,200 requests need a bit over two minutes.
-    assert times[-1] - times[0] < 2 * 60 * WINDOW_MARGIN + 5
+    assert times[-1] - times[0] < 2 * 60 + 5
 
 
 def test_per_second_limit_sets_the_pace():
@@ -49,7 +48,7 @@ def test_per_second_limit_sets_the_pace():
     pacer = RequestPacer([(100, 1.0), (1000, 60.0)], clock=clock, sleep=clock.sleep)
     times = send_times(pacer, clock, 600)
     assert max_in_window(times, 1.0) <= 100
-    assert 5.0 <= times[-1] - times[0] <= 5.0 * WINDOW_MARGIN + 0.01
+    assert 5.0 <= times[-1] - times[0] <= 5.0 + 0.01
 
 
 def test_zero_or_none_turns_a_window_off():
@@ -65,8 +64,8 @@ def test_long_waits_are_logged(caplog):
     pacer = RequestPacer([(5, 60.0)], clock=clock, sleep=clock.sleep)
     with caplog.at_level(logging.INFO, logger="airflow_provider_cronofy.hooks.pacing"):
         send_times(pacer, clock, 6)
-    assert "waiting 61.2 s" in caplog.text
-    assert pacer.waited > 60
+    assert "waiting 60.0 s" in caplog.text
+    assert pacer.waited >= 60
 
 
 def test_shared_pacer_per_base_url_and_limits():
@@ -85,11 +84,12 @@ def test_a_request_answered_late_counts_as_sent_later():
     clock.now += 0.010  # the fastest answer: 10 ms
     pacer.release(first)
     second = pacer.acquire()  # waits for the first slot to leave the window
-    assert clock.now == start + WINDOW_MARGIN
+    guard = min(0.010, SEND_GUARD_SECONDS)  # a share of the fastest answer: the way out
+    assert abs(clock.now - (start + 1.0 + guard)) < 1e-9
     clock.now += 0.060  # answered 50 ms slower than the fastest: it may have arrived 50 ms late
     pacer.release(second)
     pacer.acquire()
-    assert abs(clock.now - (start + 2 * WINDOW_MARGIN + 0.050)) < 1e-9
+    assert abs(clock.now - (start + 2.0 + 2 * guard + 0.050)) < 1e-9
 
 
 def test_a_stopped_wait_returns_none_and_counts_nothing():
@@ -101,7 +101,7 @@ def test_a_stopped_wait_returns_none_and_counts_nothing():
     assert pacer.acquire(stop=stop) is not None
     assert pacer.acquire(stop=stop) is None  # the wait was cut short by the stop
     stop.clear()
-    clock.now += WINDOW_MARGIN
+    clock.now += 1.0
     assert pacer.acquire(stop=stop) is not None  # the refused one took no slot
 
 
@@ -112,16 +112,18 @@ def test_a_cost_counts_that_many_requests():
     pacer.acquire(30)
     pacer.acquire(20)  # 50 in the window: full
     pacer.acquire(10)  # waits for the first 30 to leave the window
-    assert clock.now == start + WINDOW_MARGIN
+    assert clock.now == start + 1.0
 
 
-def test_shared_pacer_spaces_sends_half_a_slot_apart():
+def test_shared_pacer_lets_the_first_window_through_at_once_then_one_per_freed_slot():
     clock = FakeClock()
-    pacer = shared_pacer("https://spaced.example.com", 50, 500)
+    pacer = shared_pacer("https://burst.example.com", 50, 500)
     pacer._clock, pacer._sleep = clock, clock.sleep
-    times = send_times(pacer, clock, 5)
-    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
-    assert gaps == [round(0.5 / 50 * WINDOW_MARGIN, 6)] * 4
+    start = clock.now
+    times = send_times(pacer, clock, 60)
+    assert times[:50] == [start] * 50  # no spacing: a sliding window allows the whole burst
+    assert times[50:] == [start + 1.0] * 10  # then each slot as it leaves the window
+    assert max_in_window(times, 1.0) <= 50
 
 
 # ---------------------------------------------------------------------------- for deferrable runs
@@ -132,9 +134,9 @@ def test_next_slot_in_says_when_the_window_frees_and_counts_nothing():
     pacer = RequestPacer([(3, 60.0)], clock=clock, sleep=clock.sleep)
     assert pacer.next_slot_in() == 0.0
     send_times(pacer, clock, 3, gap=1.0)  # at 1000, 1001, 1002
-    assert pacer.next_slot_in() == 1000.0 + 60.0 * WINDOW_MARGIN - clock.now
+    assert pacer.next_slot_in() == 1000.0 + 60.0 - clock.now
     assert pacer.next_slot_in() == pacer.next_slot_in()  # asking twice takes no slot
-    clock.now = 1000.0 + 60.0 * WINDOW_MARGIN
+    clock.now = 1000.0 + 60.0
     assert pacer.next_slot_in() == 0.0
 
 
@@ -191,7 +193,7 @@ def test_send_times_cross_to_another_pacer_as_wall_clock(monkeypatch):
     second_clock.now += 30.0
     assert second.count_sends_from(exported, first.identity)
     # The window opens when the first send (38 s ago) leaves it, not at once.
-    assert abs(second.next_slot_in() - (60.0 * WINDOW_MARGIN - 38.0)) < 1e-6
+    assert abs(second.next_slot_in() - (60.0 - 38.0)) < 1e-6
     # The pacer's own times are already counted: importing them again changes nothing.
     before = first.next_slot_in()
     assert not first.count_sends_from(exported, first.identity)
@@ -203,3 +205,56 @@ def test_send_times_cross_to_another_pacer_as_wall_clock(monkeypatch):
     wall[0] += 120.0
     late.count_sends_from(exported, first.identity)
     assert late.next_slot_in() == 0.0
+
+
+# ---------------------------------------------------------------------------- waits and stops
+
+
+def test_a_pacing_wait_never_holds_the_lock_release_and_next_slot_in_need():
+    import threading
+
+    clock = FakeClock()
+    waiting, go_on = threading.Event(), threading.Event()
+
+    def sleep(seconds):  # a waiter sitting out its wait until the test lets it go
+        waiting.set()
+        go_on.wait(30)
+        clock.now += seconds
+
+    pacer = RequestPacer([(1, 1.0)], clock=clock, sleep=sleep)
+    first = pacer.acquire()
+    waiter = threading.Thread(target=pacer.acquire, daemon=True)
+    waiter.start()
+    assert waiting.wait(30)
+    # Both would block behind the waiter if it slept under the lock.
+    done = threading.Event()
+
+    def others():
+        pacer.release(first)
+        pacer.next_slot_in()
+        pacer.recent_send_times()
+        done.set()
+
+    threading.Thread(target=others, daemon=True).start()
+    assert done.wait(30), "release()/next_slot_in() waited behind a pacing wait"
+    go_on.set()
+    waiter.join(30)
+    assert not waiter.is_alive()
+
+
+def test_a_stop_wakes_every_waiter_at_once_and_none_takes_a_slot():
+    import threading
+
+    pacer = RequestPacer([(1, 3600.0)])  # the next slot is an hour away: only the stop ends a wait
+    stop = threading.Event()
+    assert pacer.acquire(stop=stop) is not None
+    results: list[object] = []
+    waiters = [threading.Thread(target=lambda: results.append(pacer.acquire(stop=stop))) for _ in range(20)]
+    for waiter in waiters:
+        waiter.start()
+    stop.set()
+    for waiter in waiters:
+        waiter.join(30)
+    assert not any(waiter.is_alive() for waiter in waiters), "a waiter slept through the stop"
+    assert results == [None] * 20
+    assert len(pacer.recent_send_times()) == 1  # none of them counted a send
