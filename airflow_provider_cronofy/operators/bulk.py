@@ -10,8 +10,9 @@ files import the operators.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from airflow_provider_cronofy.exceptions import (
@@ -23,10 +24,15 @@ from airflow_provider_cronofy.exceptions import (
     stops_a_bulk_run,
 )
 from airflow_provider_cronofy.validation import validate_item
+from airflow_provider_cronofy.wording import plural
 
 PROGRESS_EVERY_SECONDS = 10.0
+"""A progress line at least this often while a run sends (and at most this often)."""
 
-Run = Callable[[Sequence[str], Callable[[int, str, Any], None]], list[str]]
+Item = Hashable
+"""What the runner carries: a scheduling key, an event id, a ``(calendar_id, event_id)``: opaque."""
+
+Run = Callable[[Sequence[Any], Callable[[int, Any, Any], None]], list[Any]]
 """Sends every item, calling back ``(index, item, result)`` per item; returns the items never sent."""
 
 
@@ -67,23 +73,198 @@ def describe_failure(error: BaseException) -> tuple[int | None, str]:
     return status, reason
 
 
+class BulkTally:
+    """The outcome of every item of one run, as the results come in; the run's lines and error.
+
+    :meth:`on_result` takes one result per item (from the engine, in the scheduler's thread);
+    :meth:`progress_line` is safe from any thread (the :class:`ProgressReporter`'s);
+    :meth:`fill` writes the outcomes into ``results`` in input order; :meth:`summary`,
+    :meth:`failure_message` and :meth:`raise_if_failed` word the end of the run.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Item],
+        results: dict[str, list[Any]],
+        *,
+        outcome_of: Callable[[Any], str],
+        noun: str,
+        noun_plural: str | None = None,
+        redact: Callable[[str], str] = str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.items = items
+        self.results = results
+        self._outcome_of = outcome_of
+        self._noun = (noun, noun_plural)
+        self._redact = redact
+        self._clock = clock
+        # One byte per item (0: no outcome yet, else 1 + the outcome's position): a dict of
+        # outcomes cost 60-80 bytes per item, which a 100,000-key run felt.
+        self._names = list(results)
+        self._code_of = {name: code for code, name in enumerate(self._names, start=1)}
+        self._codes = bytearray(len(items))
+        self.succeeded = 0
+        self.failures: dict[int, ItemFailure] = {}
+        self.fatal = False
+        self.not_attempted: list[Any] = []
+        self.started = clock()
+        self._lock = threading.Lock()  # the counters are read by the progress reporter's thread
+
+    def nouns(self, count: int) -> str:
+        """``count`` and the run's noun agreeing with it: ``"3 scheduling keys"``."""
+        return plural(count, *self._noun)
+
+    @property
+    def answered(self) -> int:
+        """Items with a result so far (succeeded or failed)."""
+        return self.succeeded + len(self.failures)
+
+    def on_result(self, index: int, item: Any, result: Any) -> None:
+        """Record the result of ``items[index]``: a value (its outcome) or its exception."""
+        if isinstance(result, BaseException):
+            status, reason = describe_failure(result)
+            failure = ItemFailure(item, status, self._redact(reason))
+            with self._lock:
+                self.failures[index] = failure
+                self.fatal = self.fatal or stops_a_bulk_run(result)
+        else:
+            code = self._code_of[self._outcome_of(result)]
+            with self._lock:
+                self._codes[index] = code
+                self.succeeded += 1
+
+    def progress_line(self) -> str:
+        """``Progress: 20/26 scheduling keys done, 0 failed, 1.9/s.``: what was answered by now."""
+        with self._lock:
+            done, failed = self.answered, len(self.failures)
+        elapsed = max(self._clock() - self.started, 1e-9)
+        return (
+            f"Progress: {done}/{self.nouns(len(self.items))} done, {failed} failed, {done / elapsed:.1f}/s."
+        )
+
+    def fill(self) -> None:
+        """Append every item with an outcome to ``results[outcome]``, in input order."""
+        for index, code in enumerate(self._codes):  # input order, whatever order the answers came in
+            if code:
+                self.results[self._names[code - 1]].append(self.items[index])
+
+    def summary(self) -> str:
+        """``2 cancelled, 1 not found``: the count of each outcome (after :meth:`fill`)."""
+        return ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in self.results.items())
+
+    def done_line(self) -> str:
+        """The run's last line: how many, how long, each outcome, failures, items never sent."""
+        elapsed = self._clock() - self.started
+        unsent = f", {len(self.not_attempted)} not attempted" if self.not_attempted else ""
+        return (
+            f"Done: {self.nouns(len(self.items))} in {elapsed:.1f} s: {self.summary()}, "
+            f"{len(self.failures)} failed{unsent}."
+        )
+
+    def ordered_failures(self) -> list[ItemFailure]:
+        """The failures in input order."""
+        return [self.failures[index] for index in sorted(self.failures)]
+
+    def failure_message(self) -> str:
+        """The message of the run's :class:`CronofyBulkError`: every failed item, and why."""
+        ordered = self.ordered_failures()
+        lines = [
+            f"  - {f.item!r}: " + (f"{f.status_code}: " if f.status_code else "") + f.reason for f in ordered
+        ]
+        message = f"{len(ordered)} of {self.nouns(len(self.items))} failed ({self.summary()}):\n" + "\n".join(
+            lines
+        )
+        if self.fatal:
+            message += (
+                f"\nThe run stopped at an error every other item would meet too: "
+                f"{len(self.not_attempted)} item(s) were not attempted."
+            )
+        return message
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`CronofyBulkError` (fatal when a stopping error ended the run) if any item failed."""
+        if self.failures:
+            raise CronofyBulkError.of(
+                self.failure_message(),
+                failures=self.ordered_failures(),
+                results=self.results,
+                not_attempted=self.not_attempted,
+                fatal=self.fatal,
+            )
+
+
+class ProgressReporter:
+    """Logs the tally's progress line every ``every`` seconds while a run sends.
+
+    A line is due ``every`` seconds after the last one; :meth:`maybe_report` (after each result)
+    logs it when due, and a thread of its own logs it when no result comes in: a run paced to a
+    long wait still says what was answered. Use as a context manager around the run.
+    """
+
+    def __init__(
+        self,
+        tally: BulkTally,
+        log: logging.Logger | Any,
+        every: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tally = tally
+        self._log = log
+        self._every = every
+        self._clock = clock
+        self._last = clock()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cronofy-bulk-progress", daemon=True)
+
+    def maybe_report(self) -> None:
+        """Log the progress line if one is due."""
+        with self._lock:
+            now = self._clock()
+            if now - self._last < self._every:
+                return
+            self._last = now
+        self._log.info(self._tally.progress_line())
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                due_in = self._last + self._every - self._clock()
+            # A zero interval (tests) still lets the thread breathe between lines.
+            if self._stop.wait(max(due_in, 0.05)):
+                return
+            self.maybe_report()
+
+    def __enter__(self) -> ProgressReporter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run_bulk(
-    items: Sequence[str],
+    items: Sequence[Any],
     run: Run,
     *,
     outcome_of: Callable[[Any], str],
     noun: str,
     outcomes: Sequence[str],
     log: logging.Logger | Any,
+    noun_plural: str | None = None,
     redact: Callable[[str], str] = str,
-    results: dict[str, list[str]] | None = None,
-) -> dict[str, list[str]]:
+    results: dict[str, list[Any]] | None = None,
+) -> dict[str, list[Any]]:
     """Send every item with ``run``; return ``{outcome: [items]}`` in input order.
 
     ``outcome_of`` names the outcome (one of ``outcomes``) of an item's successful result. An
     item's exception fails the item and the run goes on, unless every other item would meet it
     too (:func:`~airflow_provider_cronofy.exceptions.stops_a_bulk_run`): then ``run`` stops
-    sending. Afterwards any failure raises :class:`CronofyBulkError` (a
+    sending. A progress line (``noun`` is the singular of what the items are, ``noun_plural``
+    its plural when not ``noun + "s"``) is logged every :data:`PROGRESS_EVERY_SECONDS` while the
+    run sends. Afterwards any failure raises :class:`CronofyBulkError` (a
     :class:`~airflow_provider_cronofy.exceptions.CronofyFatalBulkError` when such an error
     stopped the run) listing each failed item and carrying the results.
 
@@ -93,68 +274,19 @@ def run_bulk(
     results = results if results is not None else {}
     for outcome in outcomes:
         results.setdefault(outcome, [])
-    # One byte per item (0: no outcome yet, else 1 + the outcome's position): a dict of outcomes
-    # cost 60-80 bytes per item, which a 100,000-key run felt.
-    names = list(results)
-    code_of = {name: code for code, name in enumerate(names, start=1)}
-    codes = bytearray(len(items))
-    succeeded = 0
-    failures: dict[int, ItemFailure] = {}
-    fatal = False
-    total = len(items)
-    started = last_report = time.monotonic()
-
-    def on_result(index: int, item: str, result: Any) -> None:
-        nonlocal fatal, last_report, succeeded
-        if isinstance(result, BaseException):
-            status, reason = describe_failure(result)
-            failures[index] = ItemFailure(item, status, redact(reason))
-            fatal = fatal or stops_a_bulk_run(result)
-        else:
-            codes[index] = code_of[outcome_of(result)]
-            succeeded += 1
-        now = time.monotonic()
-        if now - last_report >= PROGRESS_EVERY_SECONDS:
-            last_report = now
-            done = succeeded + len(failures)
-            log.info(
-                "Progress: %d/%d %s done, %d failed, %.1f/s.",
-                done,
-                total,
-                noun,
-                len(failures),
-                done / max(now - started, 1e-9),
-            )
-
-    try:
-        not_attempted = run(items, on_result)
-    finally:
-        for index, code in enumerate(codes):  # input order, whatever order the answers came in
-            if code:
-                results[names[code - 1]].append(items[index])
-    elapsed = time.monotonic() - started
-    summary = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in results.items())
-    log.info(
-        "Done: %d %s in %.1f s: %s, %d failed%s.",
-        total,
-        noun,
-        elapsed,
-        summary,
-        len(failures),
-        f", {len(not_attempted)} not attempted" if not_attempted else "",
+    tally = BulkTally(
+        items, results, outcome_of=outcome_of, noun=noun, noun_plural=noun_plural, redact=redact
     )
-    if failures:
-        ordered = [failures[index] for index in sorted(failures)]
-        lines = [
-            f"  - {f.item!r}: " + (f"{f.status_code}: " if f.status_code else "") + f.reason for f in ordered
-        ]
-        message = f"{len(failures)} of {total} {noun} failed ({summary}):\n" + "\n".join(lines)
-        if fatal:
-            message += (
-                f"\nThe run stopped at an error every other item would meet too: "
-                f"{len(not_attempted)} item(s) were not attempted."
-            )
-        raise CronofyBulkError.of(
-            message, failures=ordered, results=results, not_attempted=not_attempted, fatal=fatal
-        )
+    try:
+        with ProgressReporter(tally, log, PROGRESS_EVERY_SECONDS) as reporter:
+
+            def on_result(index: int, item: Any, result: Any) -> None:
+                tally.on_result(index, item, result)
+                reporter.maybe_report()
+
+            tally.not_attempted = run(items, on_result)
+    finally:
+        tally.fill()
+    log.info(tally.done_line())
+    tally.raise_if_failed()
     return results

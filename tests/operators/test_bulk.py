@@ -1,0 +1,59 @@
+"""The bulk runner: progress lines say what was answered, while the run sends."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from airflow_provider_cronofy.operators import bulk
+from airflow_provider_cronofy.testing import CronofyEmulator
+
+
+class RecordingLog:
+    """A task log that notes, with each line, how many requests the emulator had answered then."""
+
+    def __init__(self, emulator: CronofyEmulator) -> None:
+        self.emulator = emulator
+        self.lines: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+
+    def info(self, message: str, *args: object) -> None:
+        answered = len(self.emulator.requests)
+        with self._lock:
+            self.lines.append((message % args if args else message, answered))
+
+
+@pytest.mark.parametrize("max_concurrency", [None, 1, 8])
+def test_progress_at_2_per_second_reports_what_was_answered(monkeypatch, max_concurrency):
+    monkeypatch.setattr(bulk, "PROGRESS_EVERY_SECONDS", 1.0)
+    with CronofyEmulator(rate_limit_per_second=None, rate_limit_per_minute=None) as emulator:
+        keys = [f"key-{i}" for i in range(8)]
+        for key in keys:
+            emulator.schedule_agent(key)
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_CRONOFY_DEFAULT",
+            emulator.airflow_connection_json(rate_limit_per_second=2, rate_limit_per_minute=0),
+        )
+        log = RecordingLog(emulator)
+        with CronofyHook(max_concurrency=max_concurrency) as hook:
+            job = hook.call_job(hook.scheduled_cancellation)
+            result = bulk.run_bulk(
+                keys,
+                lambda items, on_result: hook.run_many(items, job, on_result),
+                outcome_of=lambda cancelled: "cancelled" if cancelled else "not_found",
+                noun="scheduling key",
+                outcomes=("cancelled", "not_found"),
+                log=log,
+            )
+    assert result["cancelled"] == keys
+    progress = [(line, answered) for line, answered in log.lines if line.startswith("Progress:")]
+    # 8 keys at 2/s take 3 s: a line each second while it sends, not only when a result comes in.
+    assert len(progress) >= 2, log.lines
+    for line, answered in progress:
+        done = int(re.match(r"Progress: (\d+)/8 scheduling keys done", line).group(1))  # type: ignore[union-attr]
+        # What the emulator answered by then, less at most the two answers of one window on the way back.
+        assert answered - 2 <= done <= answered, (line, answered)
+    assert log.lines[-1][0].startswith("Done: 8 scheduling keys in ")
