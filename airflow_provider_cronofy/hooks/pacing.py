@@ -24,12 +24,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 
-SEND_GUARD_SECONDS = 0.005
+SEND_GUARD_SECONDS = 0.01
 """At most this much of the fastest answer counts as the time a request took to reach Cronofy.
 
 A request counts from just before it is handed to the HTTP session; it reaches Cronofy a little
 later (building it, the way out), which no single answer measures. The fastest answer bounds that
-delay from above; this caps the bound, so that a distant server (150 ms answers) costs 5 ms per
+delay from above; this caps the bound, so that a distant server (150 ms answers) costs 10 ms per
 window, not a round trip.
 """
 LOG_WAITS_FROM_SECONDS = 5.0
