@@ -75,8 +75,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "max_concurrency": {
         "label": "Max concurrency",
-        "description": "Requests a bulk run keeps in flight at once (1-100). Default 20: enough to "
-        "reach 50 requests/s at 300 ms per answer. The rate limits still apply.",
+        "description": "Requests a bulk run keeps in flight at once (1-100). Default: the "
+        "per-second rate limit (50), so the first second's burst goes out at once; 20 without one. "
+        "The rate limits still apply.",
         "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
     },
     "batch_rate_cost": {

@@ -390,8 +390,13 @@ def test_operator_argument_overrides_the_extra_and_sizes_the_pool(set_connection
     assert hook.settings.max_concurrency == 12
     adapter = hook.session.get_adapter(US)
     assert adapter._pool_maxsize == 12
+    set_connection(rate_limit_per_second=0)
+    assert CronofyHook().settings.max_concurrency == 20  # no per-second limit: the fixed default
     set_connection()
-    assert CronofyHook().settings.max_concurrency == 20
+    # Little's law on the burst: the default 50/s goes out at once only with 50 in flight.
+    assert CronofyHook().settings.max_concurrency == 50
+    set_connection(rate_limit_per_second=2)
+    assert CronofyHook().settings.max_concurrency == 2
 
 
 def test_an_interruption_raised_in_a_worker_reaches_the_task(fake_api):

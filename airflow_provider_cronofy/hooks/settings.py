@@ -27,14 +27,22 @@ DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 DEFAULT_MAX_RETRIES = 5
 
 DEFAULT_MAX_CONCURRENCY = 20
-"""Requests a bulk run keeps in flight at once when the connection and the operator set none.
+"""Requests a bulk run keeps in flight when the connection and the operator set none and pacing
+per second is off (see :func:`default_max_concurrency`)."""
 
-Little's law: throughput = requests in flight / latency. Reaching Cronofy's default 50 requests
-per second at 300 ms per answer (the slow end of what a cloud worker sees) needs 50 x 0.3 = 15 in
-flight; 20 leaves room for latency spikes and retries. A quick run against the emulator with
-300 ms latency and those limits (300 keys) found 15 to be the knee. The pacer, not this number,
-holds a run to the rate limit; a higher value only costs threads and sockets.
-"""
+
+def default_max_concurrency(rate_limit_per_second: int) -> int:
+    """Requests in flight when nothing sets ``max_concurrency``: the per-second limit (at most 100).
+
+    Little's law on the burst, not only on the rate: a sliding window lets the whole per-second
+    budget go at once, and it goes out at once only with that many requests in flight. With 20 in
+    flight at 300 ms, a window of 50 takes three round trips (the benchmarks' latency section
+    shows the cost); with 50 it takes one. More than the limit never helps while answers come
+    within a second. Without a per-second limit, :data:`DEFAULT_MAX_CONCURRENCY`.
+    """
+    if not rate_limit_per_second:
+        return DEFAULT_MAX_CONCURRENCY
+    return max(1, min(rate_limit_per_second, MAX_CONCURRENCY_LIMIT))
 
 
 BATCH_RATE_COSTS = ("request", "entries")
@@ -92,18 +100,21 @@ def resolve_settings(conn: Any, overrides: dict[str, Any]) -> CronofySettings:
     else:
         base_url, used_data_center = DATA_CENTERS[data_center], data_center
     timeout = parse_timeout(merged["timeout"])
+    per_second = parse_count(
+        "rate_limit_per_second", merged["rate_limit_per_second"], DEFAULT_RATE_LIMIT_PER_SECOND
+    )
     return CronofySettings(
         base_url=base_url,
         data_center=used_data_center,
         timeout=(timeout, timeout) if timeout is not None else DEFAULT_TIMEOUT,
         max_retries=parse_count("max_retries", merged["max_retries"], DEFAULT_MAX_RETRIES),
-        rate_limit_per_second=parse_count(
-            "rate_limit_per_second", merged["rate_limit_per_second"], DEFAULT_RATE_LIMIT_PER_SECOND
-        ),
+        rate_limit_per_second=per_second,
         rate_limit_per_minute=parse_count(
             "rate_limit_per_minute", merged["rate_limit_per_minute"], DEFAULT_RATE_LIMIT_PER_MINUTE
         ),
-        max_concurrency=parse_max_concurrency(merged["max_concurrency"]),
+        max_concurrency=parse_max_concurrency(
+            merged["max_concurrency"], default=default_max_concurrency(per_second)
+        ),
         batch_rate_cost=parse_batch_rate_cost(merged["batch_rate_cost"]),
     )
 
@@ -240,11 +251,11 @@ def parse_count(name: str, value: object, default: int) -> int:
     return int(number)
 
 
-def parse_max_concurrency(value: object) -> int:
-    """Requests in flight at once: a whole number from 1 to :data:`MAX_CONCURRENCY_LIMIT`."""
+def parse_max_concurrency(value: object, default: int = DEFAULT_MAX_CONCURRENCY) -> int:
+    """Requests in flight at once: a whole number from 1 to :data:`MAX_CONCURRENCY_LIMIT` (``default`` when unset)."""
     message = f"max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY_LIMIT}, got {value!r}."
     try:
-        number = parse_count("max_concurrency", value, DEFAULT_MAX_CONCURRENCY)
+        number = parse_count("max_concurrency", value, default)
     except CronofyConfigError:
         raise CronofyConfigError(message) from None
     if not 1 <= number <= MAX_CONCURRENCY_LIMIT:

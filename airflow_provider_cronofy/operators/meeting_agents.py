@@ -187,7 +187,8 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
         as given; duplicates once; an empty list sends nothing and succeeds.
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
-        connection's ``max_concurrency`` extra, or 20.
+        connection's ``max_concurrency`` extra, or the
+        per-second rate limit (50 by default; 20 with pacing per second off).
     :param dry_run: check the input and the connection (its settings and its API key) exactly as
         a real run would, log what would be sent, and send nothing; the return value is then
         ``{"would_cancel": [keys in input order, duplicates once]}``.
@@ -272,7 +273,8 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
     :param delete_event: delete the events instead of removing their agents (a bool).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
-        connection's ``max_concurrency`` extra, or 20.
+        connection's ``max_concurrency`` extra, or the
+        per-second rate limit (50 by default; 20 with pacing per second off).
     :param use_batch: send the events 50 to a ``POST /v1/batch`` (default), each entry the same
         request as above; ``False`` sends one request per event.
     :param dry_run: check the input and the connection (its settings, and an access token or
