@@ -1,6 +1,7 @@
 """Section 6, latency: bulk cancellation at Cronofy's default limits (50/s and 500/min, enforced by
-the emulator) with 0, 50, 150 and 300 ms added to every answer, for scheduled keys and for
-integrated events, each against the rate-limit ideal (``rate_limited_runs.ideal_seconds``).
+the emulator) with 0, 50, 150 and 300 ms added to every answer, and with a latency drawn per
+request from 100-200 ms (jitter), for scheduled keys and for integrated events, each against the
+rate-limit ideal (``rate_limited_runs.ideal_seconds``; the mean latency for the drawn one).
 
 The provider runs with its defaults (concurrent engine; events in batches of 50). The baseline is
 the same provider with one request in flight and one request per event (``max_concurrency=1,
@@ -13,10 +14,21 @@ from __future__ import annotations
 from typing import Any
 
 from harness import Context, heading, median, table
-from rate_limited_runs import SEQUENTIAL, SEQUENTIAL_SCHEDULED, integrated_run, scheduled_run
+from rate_limited_runs import (
+    SEQUENTIAL,
+    SEQUENTIAL_SCHEDULED,
+    Latency,
+    integrated_run,
+    latency_label,
+    scheduled_run,
+)
 
 NAME = "latency"
-SCHEDULED_GOAL_LATENCIES = (0.15, 0.3)
+JITTER: tuple[float, float] = (0.1, 0.2)
+"""The drawn latency's range: each answer waits a uniform draw from it."""
+SCHEDULED_GOALS: dict[Latency, float] = {0.15: 0.95, 0.3: 0.95, JITTER: 0.90}
+"""Least ideal/time for the scheduled keys at each latency (jitter the client cannot see one-way
+costs a little: about 0.94 is the limit for the drawn latency)."""
 INTEGRATED_GOAL_LATENCY = 0.15
 INTEGRATED_GOAL_SECONDS = 10.0
 
@@ -44,16 +56,14 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
 def run(ctx: Context) -> dict[str, Any]:
     plan = ctx.plan
     keys, events = plan.latency_keys, plan.latency_events
-    latencies_ms = ", ".join(f"{lat * 1000:g}" for lat in plan.latencies)
-    baseline = ", ".join(f"{lat * 1000:g}" for lat in plan.baseline_latencies)
+    latencies: list[Latency] = [*plan.latencies, JITTER]
+    baselines: list[Latency] = [*plan.baseline_latencies, *([JITTER] if plan.baseline_latencies else [])]
+    latencies_ms = ", ".join(latency_label(lat) for lat in latencies)
+    baseline = ", ".join(latency_label(lat) for lat in baselines)
     heading(
-        f"6. Latency: {keys} scheduling keys and {events} integrated events at {latencies_ms} ms per answer, "
+        f"6. Latency: {keys} scheduling keys and {events} integrated events at {latencies_ms} per answer, "
         f"default limits 50/s and 500/min (emulator enforcing them), {plan.latency_runs} run(s) each; "
-        + (
-            f"one request in flight (the baseline) at {baseline} ms, 1 run"
-            if baseline
-            else "no baseline runs"
-        )
+        + (f"one request in flight (the baseline) at {baseline}, 1 run" if baseline else "no baseline runs")
     )
     workloads = {
         "scheduled": (keys, scheduled_run, SEQUENTIAL_SCHEDULED),
@@ -61,22 +71,23 @@ def run(ctx: Context) -> dict[str, Any]:
     }
     results: dict[str, Any] = {"keys": keys, "events": events, "by_latency": {}}
     rows = []
-    for latency in plan.latencies:
+    for latency in latencies:
         by_workload: dict[str, Any] = {}
         for workload, (n, run_one, sequential) in workloads.items():
             variants = {"provider": {}}
-            if latency in plan.baseline_latencies:
+            # The integrated baseline (one request per event, 600 events) only at 150 ms: 90 s.
+            if latency in baselines and (workload == "scheduled" or latency == INTEGRATED_GOAL_LATENCY):
                 variants["one_in_flight"] = sequential
             figures: dict[str, Any] = {}
             for variant, kwargs in variants.items():
                 runs = plan.latency_runs if variant == "provider" else 1
-                tag = f"{workload}-{latency:g}-{variant}"
+                tag = f"{workload}-{latency_label(latency).replace(' ', '')}-{variant}"
                 samples = [run_one(latency, n, kwargs, tag=f"{tag}-{rep}") for rep in range(runs)]
                 figures[variant] = summary = summarise(samples)
                 exactly_once = summary.get("min_changed_exactly_once")
                 rows.append(
                     [
-                        f"{latency * 1000:g} ms",
+                        latency_label(latency),
                         f"{workload} ({n})",
                         "provider" if variant == "provider" else "one in flight, no batch",
                         f"{summary['median_seconds']:.2f}",
@@ -98,7 +109,7 @@ def run(ctx: Context) -> dict[str, Any]:
                     figures["one_in_flight"]["median_seconds"] / figures["provider"]["median_seconds"]
                 )
             by_workload[workload] = figures
-        results["by_latency"][f"{latency * 1000:g}ms"] = by_workload
+        results["by_latency"][latency_label(latency).replace(" ", "")] = by_workload
     headers = [
         "latency",
         "workload",
@@ -123,29 +134,33 @@ def run(ctx: Context) -> dict[str, Any]:
 
 def check_goals(ctx: Context, results: dict[str, Any]) -> None:
     goals = ctx.goals
-    for latency in SCHEDULED_GOAL_LATENCIES:
-        figures = results["by_latency"].get(f"{latency * 1000:g}ms")
+    for latency, least in SCHEDULED_GOALS.items():
+        figures = results["by_latency"].get(latency_label(latency).replace(" ", ""))
         if figures is None:
             continue
         provider = figures["scheduled"]["provider"]
-        what = f"scheduled {results['keys']} keys at {latency * 1000:g} ms"
+        what = f"scheduled {results['keys']} keys at {latency_label(latency)}"
         efficiency, rate = provider["efficiency"], provider["sustained_rate_over_limit"]
         print(
-            f"{what}: {efficiency:.3f} of the ideal time (goal >= 0.95): "
-            + goals.check(NAME, f"{what}: ideal / time", f"{efficiency:.3f}", ">= 0.95", efficiency >= 0.95)
-            + f"; after the first second, {rate:.3f} of 50/s (goal >= 0.95): "
-            + goals.check(NAME, f"{what}: sustained rate / limit", f"{rate:.3f}", ">= 0.95", rate >= 0.95)
+            f"{what}: {efficiency:.3f} of the ideal time (goal >= {least:.2f}): "
+            + goals.check(
+                NAME, f"{what}: ideal / time", f"{efficiency:.3f}", f">= {least:.2f}", efficiency >= least
+            )
+            + f"; after the first second, {rate:.3f} of 50/s (goal >= {least:.2f}): "
+            + goals.check(
+                NAME, f"{what}: sustained rate / limit", f"{rate:.3f}", f">= {least:.2f}", rate >= least
+            )
             + f"; 429s {provider['max_429']} (goal 0): "
             + goals.check(
                 NAME, f"{what}: 429 answers", str(provider["max_429"]), "0", provider["max_429"] == 0
             )
             + "."
         )
-    figures = results["by_latency"].get(f"{INTEGRATED_GOAL_LATENCY * 1000:g}ms")
+    figures = results["by_latency"].get(latency_label(INTEGRATED_GOAL_LATENCY).replace(" ", ""))
     if figures is not None:
         provider = figures["integrated"]["provider"]
         n = results["events"]
-        what = f"integrated {n} events at {INTEGRATED_GOAL_LATENCY * 1000:g} ms"
+        what = f"integrated {n} events at {latency_label(INTEGRATED_GOAL_LATENCY)}"
         seconds = provider["median_seconds"]
         once = provider["min_changed_exactly_once"]
         print(

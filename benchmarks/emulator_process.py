@@ -145,6 +145,12 @@ def _serve(config: dict[str, Any]) -> None:
     from airflow_provider_cronofy.testing import CronofyEmulator
 
     kwargs = config["emulator"]
+    if isinstance(kwargs.get("latency"), list):
+        # [low, high]: a latency drawn per request, uniformly (JSON carries no callable).
+        import random
+
+        low, high = kwargs["latency"]
+        kwargs["latency"] = lambda: random.uniform(low, high)
     if config["tls"]:
         import ssl
 

@@ -74,7 +74,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         latency_keys=300,
         latency_events=600,
         latency_runs=few,
-        baseline_latencies=() if quick else (0.15,),
+        baseline_latencies=() if quick else (0.15, 0.3),
         fault_keys=300,
         fault_runs=few,
         deferrable_keys=0 if quick else 1_200,

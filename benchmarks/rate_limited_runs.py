@@ -31,11 +31,28 @@ CALENDAR_ID = "cal_bench"
 ACCESS_TOKEN = "bench-access-token"
 
 
-def ideal_seconds(sends: int, latency: float) -> float:
+Latency = float | tuple[float, float]
+"""Seconds added to every answer: fixed, or ``(low, high)`` drawn per request (uniformly)."""
+
+
+def mean_latency(latency: Latency) -> float:
+    """The latency's mean: itself, or the middle of its range."""
+    return latency if isinstance(latency, float | int) else (latency[0] + latency[1]) / 2
+
+
+def latency_label(latency: Latency) -> str:
+    """``150 ms`` or ``100-200 ms``."""
+    if isinstance(latency, float | int):
+        return f"{latency * 1000:g} ms"
+    return f"{latency[0] * 1000:g}-{latency[1] * 1000:g} ms"
+
+
+def ideal_seconds(sends: int, latency: Latency) -> float:
     """The least time any client needs for ``sends`` requests under the default limits, the last
     answer included: request *i* leaves at the first moment at which no one-second window holds
     more than 50 and no one-minute window more than 500 (the emulator's sliding windows), and its
-    answer comes back ``latency`` later. How many requests are in flight at once is not limited."""
+    answer comes back ``latency`` later (its mean, when drawn per request). How many requests are
+    in flight at once is not limited."""
     leaves: list[float] = []
     for i in range(sends):
         at = 0.0
@@ -44,7 +61,7 @@ def ideal_seconds(sends: int, latency: float) -> float:
         if i >= PER_MINUTE:
             at = max(at, leaves[i - PER_MINUTE] + 60.0)
         leaves.append(at)
-    return (leaves[-1] if leaves else 0.0) + latency
+    return (leaves[-1] if leaves else 0.0) + mean_latency(latency)
 
 
 def sustained_rate(arrivals: list[float], per_second: int) -> float:
@@ -76,10 +93,12 @@ def default_connection(emulator: EmulatorProcess, **extra: Any) -> Iterator[None
         os.environ.pop(name, None)
 
 
-def emulator_at(latency: float) -> EmulatorProcess:
+def emulator_at(latency: Latency) -> EmulatorProcess:
     """A fresh emulator answering after ``latency`` seconds, enforcing the default limits."""
     return EmulatorProcess(
-        latency=latency, rate_limit_per_second=PER_SECOND, rate_limit_per_minute=PER_MINUTE
+        latency=latency if isinstance(latency, float | int) else list(latency),
+        rate_limit_per_second=PER_SECOND,
+        rate_limit_per_minute=PER_MINUTE,
     )
 
 
@@ -110,14 +129,14 @@ def timed(execute: Callable[[], dict[str, list[str]]]) -> tuple[float, dict[str,
 
 
 def figures(
-    latency: float, items: int, sends: int, timing: tuple[float, dict[str, list[str]], list[Any]]
+    latency: Latency, items: int, sends: int, timing: tuple[float, dict[str, list[str]], list[Any]]
 ) -> dict[str, Any]:
     """What every run reports: its time against the ideal for ``sends`` requests, and its outcomes."""
     seconds, results, failures = timing
     ideal = ideal_seconds(sends, latency)
     return {
         "items": items,
-        "latency_seconds": latency,
+        "latency_seconds": mean_latency(latency),
         "seconds": seconds,
         "ideal_seconds": ideal,
         "efficiency": ideal / seconds,
@@ -127,7 +146,7 @@ def figures(
 
 
 def scheduled_run(
-    latency: float,
+    latency: Latency,
     n: int,
     operator_kwargs: dict[str, Any],
     *,
@@ -166,7 +185,7 @@ def scheduled_run(
     }
 
 
-def integrated_run(latency: float, n: int, operator_kwargs: dict[str, Any], *, tag: str) -> dict[str, Any]:
+def integrated_run(latency: Latency, n: int, operator_kwargs: dict[str, Any], *, tag: str) -> dict[str, Any]:
     """Remove the Meeting Agent of ``n`` events in one ``CancelIntegratedMeetingAgentOperator`` run."""
     from airflow_provider_cronofy.operators.meeting_agents import CancelIntegratedMeetingAgentOperator
 

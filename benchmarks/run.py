@@ -15,7 +15,8 @@
 5. memory       (bench_memory.py) peak RSS of one task cancelling 10,000 and 100,000 keys, above a
                 baseline process
 6. latency      (bench_latency.py) scheduled keys and integrated events with 0, 50, 150 and 300 ms
-                per answer at Cronofy's default limits, against the rate-limit ideal
+                per answer, and 100-200 ms drawn per request, at Cronofy's default limits, against
+                the rate-limit ideal and the one-request-in-flight baseline
 7. faults       (bench_faults.py) 300 keys at 150 ms with ~18 % faults, against no faults
 8. deferrable   (bench_deferrable.py) worker-held seconds against wall time across two minute
                 windows, deferrable and not (not with ``--quick``: about 5 minutes)
@@ -123,7 +124,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, tuple[st
         type=milliseconds,
         metavar="MS,...",
         help="latencies (ms) at which the latency and fault sections also run the one-request-in-flight "
-        "baseline (default 150; none with --quick); 'none' for none",
+        "baseline (default 150,300, and the drawn 100-200 ms with any; none with --quick); 'none' for none",
     )
     parser.add_argument("--mapping-keys", type=int, help="keys of the mapping section (default 200)")
     parser.add_argument("--mapping-runs", type=int, help="timed dag.test() runs of each DAG (default 1)")
