@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 _home = tempfile.mkdtemp(prefix="cronofy-airflow-home-")
@@ -48,15 +49,21 @@ def set_connection(monkeypatch):
 
 @pytest.fixture
 def no_sleep(monkeypatch):
-    """Record the hook's back-off sleeps instead of sleeping."""
+    """Record the hook's back-off sleeps instead of sleeping; the hook's clock moves by what it slept."""
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 
     slept: list[float] = []
     original_init = CronofyHook.__init__
+    moved = [0.0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        moved[0] += seconds
 
     def init(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
-        self.sleep = slept.append
+        self.sleep = sleep
+        self.clock = lambda: time.monotonic() + moved[0]
 
     monkeypatch.setattr(CronofyHook, "__init__", init)
     return slept

@@ -25,7 +25,7 @@ from requests.structures import CaseInsensitiveDict
 from airflow_provider_cronofy._compat import AirflowFailException
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyFatalBulkError, CronofyInputError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.hooks.transport import SendGate
+from airflow_provider_cronofy.hooks.engine import RunGate
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
 )
@@ -121,13 +121,13 @@ def _conn(set_connection):
 def gate_closed(monkeypatch):
     """An event set the moment a bulk run closes its send gate (a fatal error, an interruption)."""
     closed = threading.Event()
-    original = SendGate.close
+    original = RunGate.close
 
     def close(self):
         original(self)
         closed.set()
 
-    monkeypatch.setattr(SendGate, "close", close)
+    monkeypatch.setattr(RunGate, "close", close)
     return closed
 
 
@@ -388,7 +388,7 @@ def test_operator_argument_overrides_the_extra_and_sizes_the_pool(set_connection
     assert CronofyHook().settings.max_concurrency == 3
     hook = CronofyHook(max_concurrency=12)
     assert hook.settings.max_concurrency == 12
-    adapter = hook.session.get_adapter(US)
+    adapter = hook.get_conn().get_adapter(US)
     assert adapter._pool_maxsize == 12
     set_connection(rate_limit_per_second=0)
     assert CronofyHook().settings.max_concurrency == 20  # no per-second limit: the fixed default

@@ -164,12 +164,12 @@ def test_a_batch_slot_sends_many_items(set_connection):
 
     set_connection(access_token=ACCESS_TOKEN)
     hook = CronofyHook()
-    assert items_per_slot(hook.call_job(hook.scheduled_cancellation)) == 1
-    assert items_per_slot(hook.event_cancellations("cal_1", delete_event=False, use_batch=True)) == 50
-    assert items_per_slot(hook.event_cancellations("cal_1", delete_event=False, use_batch=False)) == 1
+    assert items_per_slot(hook.per_item_job(hook.scheduled_cancellation_call)) == 1
+    assert items_per_slot(hook.event_cancellation_job("cal_1", delete_event=False, use_batch=True)) == 50
+    assert items_per_slot(hook.event_cancellation_job("cal_1", delete_event=False, use_batch=False)) == 1
     set_connection(access_token=ACCESS_TOKEN, batch_rate_cost="entries")
     hook = CronofyHook()
-    assert items_per_slot(hook.event_cancellations("cal_1", delete_event=False, use_batch=True)) == 1
+    assert items_per_slot(hook.event_cancellation_job("cal_1", delete_event=False, use_batch=True)) == 1
 
 
 def test_carried_state_survives_airflows_serialisation_of_next_kwargs():

@@ -119,9 +119,11 @@ def test_rendered_template_fields_hold_no_secret(set_connection):
 
 def test_refreshed_tokens_are_registered_with_the_masker(set_connection, requests_mock, monkeypatch):
     import airflow_provider_cronofy.hooks.cronofy as hook_module
+    import airflow_provider_cronofy.hooks.tokens as tokens_module
 
     masked: list[str] = []
-    monkeypatch.setattr(hook_module, "mask_secret", masked.append)
+    monkeypatch.setattr(hook_module, "mask_secret", masked.append)  # the connection's secrets
+    monkeypatch.setattr(tokens_module, "mask_secret", masked.append)  # refreshed tokens
     set_connection(client_id=CLIENT_ID, refresh_token=REFRESH_TOKEN)
     requests_mock.post(
         f"{US}/oauth/token", json={"access_token": FRESH_ACCESS, "refresh_token": ROTATED_REFRESH}

@@ -1,15 +1,16 @@
 """CronofyHook: the Cronofy calls (Meeting Agents, tokens, any endpoint) on an Airflow connection.
 
 The connection's settings live in :mod:`.settings`, the HTTP machinery (session, pacing, retries)
-in :mod:`.transport`, and the wording of errors in :mod:`.error_messages`; this module holds what
-is Cronofy-specific: which request each call sends, with which credential, and what each answer
-means. No API key or token is ever put into a log line or an exception message.
+in :mod:`.transport`, the access token and its refresh in :mod:`.tokens`, the bulk engine in
+:mod:`.engine`, the event calls in :mod:`.events`, and the wording of errors in
+:mod:`.error_messages`; this module holds what is Cronofy-specific: which request each call sends,
+with which credential, and what each answer means. No API key or token is ever put into a log
+line or an exception message.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -25,18 +26,26 @@ from airflow_provider_cronofy.exceptions import (
 )
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.hooks import error_messages
-from airflow_provider_cronofy.hooks.concurrency import BulkEngine, Job, ResultHandler
 from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
+from airflow_provider_cronofy.hooks.engine import BulkEngine, Job, ResultHandler, UnitGate
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
 from airflow_provider_cronofy.hooks.events import BATCH_MAX_ENTRIES, EventBatchJob, event_request, event_scope
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
 from airflow_provider_cronofy.hooks.settings import (
-    Credentials,
     CronofySettings,
     read_credentials,
     resolve_settings,
 )
-from airflow_provider_cronofy.hooks.transport import Reply, Request, RetryLater, Transport, open_session
+from airflow_provider_cronofy.hooks.tokens import AccessTokens
+from airflow_provider_cronofy.hooks.transport import (
+    Gate,
+    Reply,
+    Request,
+    RetryLater,
+    RetryPolicy,
+    Transport,
+    open_session,
+)
 from airflow_provider_cronofy.validation import (
     calendar_path_segment,
     check_choice,
@@ -118,12 +127,12 @@ class CronofyHook(BaseHook):
             "rate_limit_per_minute": rate_limit_per_minute,
             "max_concurrency": max_concurrency,
         }
-        self._access_token: str | None = None
-        self._refresh_token: str | None = None
-        self._refresh_lock = threading.Lock()
-        self._refresh_error: CronofyError | None = None
+        self._tokens: AccessTokens | None = None
+        self._counted = (0, 0)  # requests sent and retries spent by transports of closed sessions
         self.sleep: Callable[[float], None] = time.sleep
-        """How the hook waits between retries of a single call; tests replace it."""
+        """How the hook waits between retries (and a bulk run for its earliest retry); tests replace it."""
+        self.clock: Callable[[], float] = time.monotonic
+        """The bulk engine's clock (monotonic seconds); tests replace it together with :attr:`sleep`."""
 
     # ------------------------------------------------------------------ connection and settings
 
@@ -145,15 +154,25 @@ class CronofyHook(BaseHook):
         """The API base URL in use, e.g. ``https://api-uk.cronofy.com`` (no trailing slash)."""
         return self.settings.base_url
 
-    @cached_property
-    def _credentials(self) -> Credentials:
-        creds = read_credentials(self._connection)
-        for secret in (creds.api_key, creds.access_token, creds.refresh_token):
-            if secret:
-                mask_secret(secret)
-        self._access_token = creds.access_token
-        self._refresh_token = creds.refresh_token
-        return creds
+    def validate(self) -> CronofySettings:
+        """Read and check the connection (settings and credentials) before any request; return the settings.
+
+        Registers the connection's secrets with Airflow's masker.
+
+        :raises CronofyConfigError: a setting or a credential is unusable (named, value hidden).
+        """
+        self.tokens()
+        return self.settings
+
+    def tokens(self) -> AccessTokens:
+        """The connection's credentials and the hook's access token state (read on first use)."""
+        if self._tokens is None:
+            creds = read_credentials(self._connection)
+            for secret in (creds.api_key, creds.access_token, creds.refresh_token):
+                if secret:
+                    mask_secret(secret)
+            self._tokens = AccessTokens(creds, self.cronofy_conn_id, self.redact)
+        return self._tokens
 
     @property
     def _where(self) -> Where:
@@ -163,8 +182,7 @@ class CronofyHook(BaseHook):
     @property
     def can_refresh(self) -> bool:
         """Whether the connection has what refreshing an access token needs."""
-        creds = self._credentials
-        return bool(creds.client_id and self._refresh_token and creds.api_key)
+        return self.tokens().can_refresh
 
     @cached_property
     def pacer(self) -> RequestPacer:
@@ -180,26 +198,46 @@ class CronofyHook(BaseHook):
         """
         return open_session(self.base_url, self.settings.max_concurrency)
 
+    def get_conn(self) -> requests.Session:
+        """The hook's configured HTTP session (Airflow's hook convention); see :attr:`session`."""
+        return self.session
+
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy of this hook's calls: the class's back-off knobs, the connection's ``max_retries``."""
+        return RetryPolicy(
+            max_retries=self.settings.max_retries,
+            backoff=self.retry_backoff,
+            backoff_max=self.retry_backoff_max,
+            max_retry_after=self.max_retry_after,
+            sleep=lambda seconds: self.sleep(seconds),  # read when called: tests replace it
+        )
+
     @cached_property
     def transport(self) -> Transport:
         """Sends this hook's requests: paced, counted, retried (see :mod:`.transport`)."""
-        return Transport(self.settings, self.pacer, self, lambda: self.session)
+        return Transport(self.settings, self.pacer, self.retry_policy(), self.session)
 
     @property
     def requests_sent(self) -> int:
         """Requests sent by this hook (every attempt, token refreshes included)."""
         transport = self.__dict__.get("transport")
-        return transport.requests_sent if transport is not None else 0
+        return self._counted[0] + (transport.requests_sent if transport is not None else 0)
 
     @property
     def retries_spent(self) -> int:
         """Attempts beyond the first, over all calls of this hook."""
         transport = self.__dict__.get("transport")
-        return transport.retries_spent if transport is not None else 0
+        return self._counted[1] + (transport.retries_spent if transport is not None else 0)
 
     def close(self) -> None:
         """Close the HTTP session (its keep-alive connections). The hook can be used again after."""
         session = self.__dict__.pop("session", None)
+        transport = self.__dict__.pop("transport", None)  # it holds the session: made anew on reuse
+        if transport is not None:
+            self._counted = (
+                self._counted[0] + transport.requests_sent,
+                self._counted[1] + transport.retries_spent,
+            )
         if session is not None:
             session.close()
 
@@ -254,32 +292,44 @@ class CronofyHook(BaseHook):
         reply = self.transport.with_retries(lambda: self.attempt(call.request, call.auth), call.request)
         return call.interpret(reply)
 
-    def attempt(self, request: Request, auth: str, cost: int = 1) -> Reply:
-        """Send ``request`` once with the credential ``auth`` names; return the reply.
+    def attempt(self, request: Request, auth: str, cost: int = 1, gate: Gate | None = None) -> Reply:
+        """Send ``request`` once with the credential ``auth`` names, through ``gate``; return the reply.
 
         With ``auth="access_token"`` a 401 refreshes the token (once per expiry however many
         threads meet it) and sends once more. Retryable failures are raised as
         :class:`~.transport.RetryLater` for the caller to wait on. ``cost`` is how many requests
-        the pacer counts it as.
+        the pacer counts it as; ``gate`` is a bulk run's (``None`` for a single call).
         """
-        token = self._require(auth)
-        reply = self.transport.exchange(request._replace(token=token), cost=cost)
+        token = self._require(auth, gate)
+        reply = self.transport.exchange(request._replace(token=token), cost=cost, gate=gate)
         if reply.status == 401 and auth == "access_token" and self.can_refresh:
-            self._refresh_after_401(token)
-            reply = self.transport.exchange(request._replace(token=self._require(auth)), cost=cost)
+            self.tokens().after_401(token, self.transport, self._where, gate)
+            reply = self.transport.exchange(
+                request._replace(token=self._require(auth, gate)), cost=cost, gate=gate
+            )
         return reply
 
-    def run_many(self, items: Sequence[str], job: Job, on_result: ResultHandler) -> list[str]:
+    def run_many(self, items: Sequence[Any], job: Job, on_result: ResultHandler) -> list[Any]:
         """Run ``job`` over ``items`` with ``max_concurrency`` requests in flight (the bulk engine).
 
         ``on_result(index, item, result)`` is called once per item that was sent, in the calling
         thread: ``result`` is the call's value or its exception. Returns the items never sent
-        (a fatal error stopped the run), in input order. See :mod:`.concurrency`.
+        (a fatal error stopped the run), in input order. See :mod:`.engine`.
         """
-        engine = BulkEngine(self.transport, job, max_concurrency=self.settings.max_concurrency)
+        transport = self.transport
+        engine = BulkEngine(
+            job,
+            max_concurrency=self.settings.max_concurrency,
+            policy=transport.policy,
+            on_retry=transport.note_retry,
+            clock=self.clock,
+            # A replaced sleep (tests) waits for the earliest retry; the real one waits on the
+            # run's gate, so that a stop ends the wait.
+            wait=None if self.sleep is time.sleep else self.sleep,
+        )
         return engine.run(items, on_result)
 
-    def call_job(self, make_call: Callable[[str], Call]) -> Job:
+    def per_item_job(self, make_call: Callable[[Any], Call]) -> Job:
         """A bulk job sending one request per item: ``make_call(item)``'s."""
         return _PerItemJob(self, make_call)
 
@@ -299,9 +349,9 @@ class CronofyHook(BaseHook):
         """
         validate_item("scheduling_key", scheduling_key)
         self.require_api_key()
-        return bool(self.run(self.scheduled_cancellation(scheduling_key)))
+        return bool(self.run(self.scheduled_cancellation_call(scheduling_key)))
 
-    def scheduled_cancellation(self, scheduling_key: str) -> Call:
+    def scheduled_cancellation_call(self, scheduling_key: str) -> Call:
         """The call that cancels one scheduled agent; its result is ``True`` (202) or ``False`` (404)."""
 
         def interpret(reply: Reply) -> bool:
@@ -326,7 +376,7 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: Cronofy refused (404: the calendar is unknown or not accessible
             to the token; 403: the token lacks the ``create_event`` scope), after retries.
         """
-        call = self.event_cancellation(calendar_id, event_id, delete_event=False)
+        call = self.event_cancellation_call(calendar_id, event_id, delete_event=False)
         self.require_calendar_credentials()
         self.run(call)
 
@@ -341,11 +391,11 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: Cronofy refused (404: the calendar is unknown or not accessible
             to the token; 403: the token lacks the ``delete_event`` scope), after retries.
         """
-        call = self.event_cancellation(calendar_id, event_id, delete_event=True)
+        call = self.event_cancellation_call(calendar_id, event_id, delete_event=True)
         self.require_calendar_credentials()
         self.run(call)
 
-    def event_cancellation(self, calendar_id: str, event_id: str, *, delete_event: bool) -> Call:
+    def event_cancellation_call(self, calendar_id: str, event_id: str, *, delete_event: bool) -> Call:
         """The call that removes the agent from (or deletes) one event; its result is ``None``.
 
         :raises CronofyInputError: ``calendar_id`` or ``event_id`` is unusable.
@@ -361,7 +411,7 @@ class CronofyHook(BaseHook):
 
         return Call(Request(method, path, body, None, event_id), "access_token", interpret)
 
-    def event_cancellations(self, calendar_id: str, *, delete_event: bool, use_batch: bool = True) -> Job:
+    def event_cancellation_job(self, calendar_id: str, *, delete_event: bool, use_batch: bool = True) -> Job:
         """The bulk job that cancels the agents of events of ``calendar_id`` (see :meth:`run_many`).
 
         With ``use_batch`` the events go 50 to a ``POST /v1/batch`` (see
@@ -374,7 +424,9 @@ class CronofyHook(BaseHook):
         """
         path = _events_path(calendar_id)
         if not use_batch:
-            return self.call_job(lambda event_id: self._event_call(path, calendar_id, event_id, delete_event))
+            return self.per_item_job(
+                lambda event_id: self._event_call(path, calendar_id, event_id, delete_event)
+            )
         settings = self.settings
         per_entry = settings.batch_rate_cost == "entries"
         limits = [
@@ -384,7 +436,7 @@ class CronofyHook(BaseHook):
         return EventBatchJob(
             path,
             delete_event=delete_event,
-            send=lambda request, cost: self.attempt(request, "access_token", cost),
+            send=lambda request, cost, gate: self.attempt(request, "access_token", cost, gate),
             settle=self.transport.settle,
             outcome=lambda reply, event_id: self._event_outcome(reply, calendar_id, event_id, scope),
             unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
@@ -412,76 +464,13 @@ class CronofyHook(BaseHook):
         :raises CronofyFatalAPIError: Cronofy refused (``invalid_grant``: the refresh token was
             revoked); later calls of this hook raise it again without asking Cronofy.
         """
-        creds = self._credentials
-        missing = [
-            name
-            for name, value in (
-                ("extra client_id", creds.client_id),
-                ("extra refresh_token", self._refresh_token),
-                ("password (the API key, used as client secret)", creds.api_key),
-            )
-            if not value
-        ]
-        if missing:
-            raise error_messages.refresh_settings_missing(missing, self.cronofy_conn_id)
-        body = {
-            "client_id": creds.client_id,
-            "client_secret": creds.api_key,
-            "grant_type": "refresh_token",
-            "refresh_token": self._refresh_token,
-        }
-        request = Request("POST", "/oauth/token", body, None)
-        reply = self.transport.with_retries(lambda: self.transport.exchange(request), request)
-        if reply.status != 200:
-            self._refresh_error = error_messages.token_error(reply, self._where)
-            self._refresh_error.args = (self.redact(str(self._refresh_error)),)
-            raise self._refresh_error
-        payload = json_or_none(reply.body)
-        token = payload.get("access_token") if isinstance(payload, dict) else None
-        if not isinstance(token, str) or not token:
-            raise error_messages.token_missing_error(reply.status)
-        mask_secret(token)
-        self._access_token = token
-        new_refresh = payload.get("refresh_token") if isinstance(payload, dict) else None
-        if isinstance(new_refresh, str) and new_refresh and new_refresh != self._refresh_token:
-            mask_secret(new_refresh)
-            self._refresh_token = new_refresh
-            log.warning(
-                "Cronofy issued a new refresh token. This run uses it, but it cannot be stored back "
-                "into connection '%s': update the connection's refresh_token extra with a fresh "
-                "authorisation, or the stored one may stop working.",
-                self.cronofy_conn_id,
-            )
-        log.info("Refreshed the Cronofy access token of connection '%s'.", self.cronofy_conn_id)
+        self.tokens().refresh(self.transport, self._where)
 
-    def _refresh_after_401(self, rejected: str) -> None:
-        self._refresh_once(
-            lambda: self._access_token == rejected,
-            "Cronofy rejected the access token (401); refreshing it once.",
-        )
-
-    def _access_token_now(self) -> str:
+    def _require(self, auth: str, gate: Gate | None = None) -> str:
+        if auth == "api_key":
+            return self.require_api_key()
         self.require_calendar_credentials()
-        if self._access_token is None:
-            self._refresh_once(lambda: self._access_token is None)
-        assert self._access_token is not None
-        return self._access_token
-
-    def _refresh_once(self, still_needed: Callable[[], bool], why: str | None = None) -> None:
-        # Single flight: the first thread that needs a token refreshes; the others wait for it and
-        # find `still_needed()` false, so they use its token. A refused refresh is remembered, so
-        # nobody asks again.
-        with self._refresh_lock:
-            if self._refresh_error is not None:
-                raise self._refresh_error
-            if not still_needed():
-                return
-            if why:
-                log.info(why)
-            self.refresh_access_token()
-
-    def _require(self, auth: str) -> str:
-        return self.require_api_key() if auth == "api_key" else self._access_token_now()
+        return self.tokens().current(self.transport, self._where, gate)
 
     # ------------------------------------------------------------------ connection test and form
 
@@ -494,7 +483,7 @@ class CronofyHook(BaseHook):
         """
         try:
             settings = self.settings
-            creds = self._credentials
+            creds = self.tokens().credentials
             where = f"{settings.base_url}" + (
                 f" (data center '{settings.data_center}')" if settings.data_center else ""
             )
@@ -540,15 +529,14 @@ class CronofyHook(BaseHook):
 
     def require_api_key(self) -> str:
         """Return the API key, or raise :class:`CronofyConfigError` saying where it belongs."""
-        api_key = self._credentials.api_key
+        api_key = self.tokens().credentials.api_key
         if not api_key:
             raise error_messages.api_key_missing(self.cronofy_conn_id)
         return api_key
 
     def require_calendar_credentials(self) -> None:
         """Raise :class:`CronofyConfigError` unless the connection has, or can get, an access token."""
-        self._credentials  # noqa: B018 - loads the stored tokens
-        if self._access_token is None and not self.can_refresh:
+        if self.tokens().access_token is None and not self.can_refresh:
             raise error_messages.access_token_missing(self.cronofy_conn_id)
 
     def _api_error(
@@ -564,12 +552,13 @@ class CronofyHook(BaseHook):
         """Return ``text`` with every credential of the connection replaced by ``***``."""
         # Messages are built from our own words and Cronofy's error keys; this is the last guard
         # against a server that echoes a credential back.
-        creds = self._credentials
+        tokens = self.tokens()
+        creds = tokens.credentials
         for secret in {
             creds.api_key,
-            self._access_token,
+            tokens.access_token,
             creds.access_token,
-            self._refresh_token,
+            tokens.refresh_token,
             creds.refresh_token,
         }:
             if secret and len(secret) >= 4:
@@ -582,16 +571,16 @@ class _PerItemJob:
 
     unit_size = 1
 
-    def __init__(self, hook: CronofyHook, make_call: Callable[[str], Call]) -> None:
+    def __init__(self, hook: CronofyHook, make_call: Callable[[Any], Call]) -> None:
         self._hook = hook
         self._make_call = make_call
 
-    def attempt(self, items: list[str]) -> list[Any]:
+    def attempt(self, items: list[Any], gate: UnitGate) -> list[Any]:
         (item,) = items
         call = self._make_call(item)
-        return [call.interpret(self._hook.attempt(call.request, call.auth))]
+        return [call.interpret(self._hook.attempt(call.request, call.auth, gate=gate))]
 
-    def settle(self, item: str, retry: RetryLater, attempts: int) -> Any:
+    def settle(self, item: Any, retry: RetryLater, attempts: int) -> Any:
         call = self._make_call(item)
         return call.interpret(self._hook.transport.settle(call.request, retry, attempts))
 

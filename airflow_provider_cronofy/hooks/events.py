@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError
-from airflow_provider_cronofy.hooks.transport import RETRYABLE_STATUSES, Reply, Request, RetryLater
+from airflow_provider_cronofy.hooks.transport import RETRYABLE_STATUSES, Gate, Reply, Request, RetryLater
 
 BATCH_MAX_ENTRIES = 50
 """Most requests one ``POST /v1/batch`` may carry (Cronofy's documented limit)."""
@@ -44,7 +44,7 @@ class EventBatchJob:
 
     :param path: ``/v1/calendars/{encoded calendar id}/events``.
     :param send: sends a request once (with the access token) and returns the reply; its second
-        argument is the pacer cost of the request.
+        argument is the pacer cost of the request, its third the gate of the unit (the engine's).
     :param settle: the last reply of an item whose retries are spent (see ``Transport.settle``).
     :param outcome: raises the error of one event's final reply (returns when it is a 2xx).
     :param cost_per_entry: count a batch as one request per entry against the pacer.
@@ -55,7 +55,7 @@ class EventBatchJob:
         path: str,
         *,
         delete_event: bool,
-        send: Callable[[Request, int], Reply],
+        send: Callable[[Request, int, Gate], Reply],
         settle: Callable[[Request, RetryLater, int], Reply],
         outcome: Callable[[Reply, str], None],
         unit_size: int = BATCH_MAX_ENTRIES,
@@ -69,15 +69,15 @@ class EventBatchJob:
         self.unit_size = max(1, min(unit_size, BATCH_MAX_ENTRIES))
         self.cost_per_entry = cost_per_entry
 
-    def attempt(self, items: list[str]) -> list[Any]:
-        """Send ``items`` as one ``POST /v1/batch``; one result per item (see the class)."""
+    def attempt(self, items: list[str], gate: Gate) -> list[Any]:
+        """Send ``items`` as one ``POST /v1/batch`` through ``gate``; one result per item (see the class)."""
         entries = []
         for event_id in items:
             method, body, _ = event_request(event_id, delete_event=self.delete_event)
             entries.append({"method": method, "relative_url": self.path, "data": body})
         what = items[0] if len(items) == 1 else f"{len(items)} events"
         request = Request("POST", "/v1/batch", {"batch": entries}, None, what)
-        reply = self._send(request, len(items) if self.cost_per_entry else 1)
+        reply = self._send(request, len(items) if self.cost_per_entry else 1, gate)
         if reply.status != 207:
             # The batch itself was refused (401 after a refresh, 402, 403, 422, ...): each event
             # fails with what a request of its own would have met.

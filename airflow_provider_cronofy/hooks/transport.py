@@ -2,7 +2,7 @@
 
 Layering: this module knows settings, the pacer and HTTP; it never imports the hook, and knows
 no Cronofy call. An attempt (:meth:`Transport.exchange`) is paced, checked against the run's
-:class:`SendGate`, sent once and read; a retryable outcome (429, 5xx, a timeout, a dropped
+:class:`Gate` (passed by the caller: a bulk run's), sent once and read; a retryable outcome (429, 5xx, a timeout, a dropped
 connection) is raised as :class:`RetryLater`, so that the caller decides how to wait: a single
 call sleeps (:meth:`Transport.with_retries`), a bulk run re-queues the item and moves on.
 """
@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any, NamedTuple, Protocol
@@ -81,51 +82,44 @@ class RetryLater(Exception):
         return describe_transport_error(self.error)
 
 
-class Stopped(Exception):
-    """The run was stopped (a fatal error or an interruption): this request was not sent."""
+class Gate(Protocol):
+    """What a send checks before it leaves (a bulk run's gate, see :mod:`.engine`).
 
-
-class SendGate:
-    """The last check before a request leaves: once :meth:`close` returns, nothing more is sent.
-
-    ``enter`` and ``close`` share a lock, so every request is either admitted before the close
-    or refused after it. The gate also notes, per thread, whether the current unit of work sent
-    anything (the bulk engine reports never-sent items as ``not_attempted``).
+    ``stopped`` is set once the run stops: a pacer wait on it wakes at once. :meth:`enter`
+    admits one request or raises (the run's "not sent" error), and is the last step before the
+    request goes on the wire.
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.stopped = threading.Event()
-        self._local = threading.local()
+    stopped: threading.Event
 
-    def enter(self) -> None:
-        """Admit one request, or raise :class:`Stopped`."""
-        with self._lock:
-            if self.stopped.is_set():
-                raise Stopped
-            self._local.sent = True
-
-    def close(self) -> None:
-        """Refuse every request from now on (and wake any paced wait)."""
-        with self._lock:
-            self.stopped.set()
-
-    def begin_unit(self) -> None:
-        """Start tracking whether this thread's unit of work sends anything."""
-        self._local.sent = False
-
-    def unit_sent(self) -> bool:
-        """Whether this thread's current unit of work had a request admitted."""
-        return bool(getattr(self._local, "sent", False))
+    def enter(self) -> None: ...
 
 
-class RetryPolicy(Protocol):
-    """The knobs of retrying that callers tune (the hook's class attributes and ``sleep``)."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a failed attempt is retried: the same rule for single calls and bulk runs.
 
-    retry_backoff: float
-    retry_backoff_max: float
-    max_retry_after: float
-    sleep: Callable[[float], None]
+    :param max_retries: retries after the first attempt.
+    :param backoff: first back-off in seconds when Cronofy gives no ``Retry-After``; doubles on
+        each retry, up to ``backoff_max``, with full jitter.
+    :param max_retry_after: a ``Retry-After`` longer than this fails the item instead.
+    :param sleep: how a single call waits between attempts (a bulk run re-queues instead).
+    """
+
+    max_retries: int
+    backoff: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 300.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt_number: int, retry: RetryLater) -> float:
+        """Seconds to wait before attempt ``attempt_number + 1``: ``Retry-After`` or jittered back-off."""
+        retry_after = retry.retry_after
+        if retry_after is not None:
+            return retry_after
+        ceiling = min(self.backoff_max, self.backoff * 2 ** (attempt_number - 1))
+        # Full jitter: parallel tasks that failed together do not retry together.
+        return random.uniform(ceiling / 2, ceiling)
 
 
 def open_session(base_url: str, pool_size: int) -> requests.Session:
@@ -154,10 +148,10 @@ def open_session(base_url: str, pool_size: int) -> requests.Session:
 class Transport:
     """Sends requests for one hook: paced, gated, counted, retried.
 
-    :param settings: the resolved connection settings (base URL, timeouts, retry budget).
+    :param settings: the resolved connection settings (base URL, timeouts).
     :param pacer: the process-wide pacer every attempt goes through.
-    :param policy: back-off knobs and ``sleep``, read at each retry (tests tune them).
-    :param session: returns the HTTP session to send on (made on first use by the owner).
+    :param policy: the retry policy (back-off, cap, longest ``Retry-After``, ``max_retries``).
+    :param session: the HTTP session to send on.
     """
 
     def __init__(
@@ -165,42 +159,33 @@ class Transport:
         settings: CronofySettings,
         pacer: RequestPacer,
         policy: RetryPolicy,
-        session: Callable[[], requests.Session],
+        session: requests.Session,
     ) -> None:
         self.settings = settings
         self.pacer = pacer
         self.policy = policy
-        self._session = session
+        self.session = session
         self._counts = threading.Lock()
         self.requests_sent = 0
         self.retries_spent = 0
-        self._local = threading.local()
 
-    @property
-    def gate(self) -> SendGate | None:
-        """The gate of the bulk run this thread works for (``None`` outside a run)."""
-        return getattr(self._local, "gate", None)
-
-    def use_gate(self, gate: SendGate | None) -> None:
-        """Make this thread's attempts pass ``gate`` (``None``: no gate) until changed."""
-        self._local.gate = gate
-
-    def exchange(self, request: Request, *, cost: int = 1) -> Reply:
-        """Send ``request`` once, paced (``cost`` pacer slots); return the reply.
+    def exchange(self, request: Request, *, cost: int = 1, gate: Gate | None = None) -> Reply:
+        """Send ``request`` once, paced (``cost`` pacer slots), through ``gate``; return the reply.
 
         :raises RetryLater: a 429/5xx reply, a timeout, a failed or reset connection.
-        :raises Stopped: the run's gate is closed; nothing was sent.
+        :raises Exception: ``gate.enter()``'s error when the run is stopped; nothing was sent.
         :raises CronofyAPIError: TLS failed, a ``Retry-After`` is beyond ``max_retry_after``, or
             the request itself is malformed (a :class:`CronofyFatalAPIError`: every call would be).
         """
-        gate = self.gate
         headers = {"Content-Type": JSON_CONTENT_TYPE} if request.body is not None else {}
         if request.token is not None:
             headers["Authorization"] = f"Bearer {request.token}"
         data = json.dumps(request.body).encode("utf-8") if request.body is not None else None
         slot = self.pacer.acquire(cost, stop=gate.stopped if gate is not None else None)
-        if slot is None:
-            raise Stopped
+        if slot is None:  # the run stopped while this request waited: the gate refuses it
+            assert gate is not None
+            gate.enter()
+            raise AssertionError("a stopped gate admitted a request")  # pragma: no cover
         try:
             return self._send(request, headers, data, gate, slot)
         finally:
@@ -211,7 +196,7 @@ class Transport:
         request: Request,
         headers: dict[str, str],
         data: bytes | None,
-        gate: SendGate | None,
+        gate: Gate | None,
         slot: Slot,
     ) -> Reply:
         settings = self.settings
@@ -223,7 +208,7 @@ class Transport:
         try:
             # No redirects: a 307/308 would re-send the body (the client secret and refresh
             # token of a refresh) to whatever host the Location names, unpaced and uncounted.
-            response = self._session().request(
+            response = self.session.request(
                 request.method,
                 settings.base_url + request.path,
                 data=data,
@@ -268,18 +253,8 @@ class Transport:
                 item=request.item,
             )
 
-    def backoff(self, attempt_number: int, retry: RetryLater) -> float:
-        """Seconds to wait before attempt ``attempt_number + 1``: ``Retry-After`` or jittered back-off."""
-        retry_after = retry.retry_after
-        if retry_after is not None:
-            return retry_after
-        policy = self.policy
-        ceiling = min(policy.retry_backoff_max, policy.retry_backoff * 2 ** (attempt_number - 1))
-        # Full jitter: parallel tasks that failed together do not retry together.
-        return random.uniform(ceiling / 2, ceiling)
-
     def note_retry(
-        self, what: str, retry: RetryLater, delay: float, next_attempt: int, *, count: int = 1
+        self, what: str, retry: RetryLater, delay: float, next_attempt: int, count: int = 1
     ) -> None:
         """Count ``count`` retries (items retried together) and log them once (no body, no token)."""
         with self._counts:
@@ -290,7 +265,7 @@ class Transport:
             retry.describe(),
             delay,
             next_attempt,
-            self.settings.max_retries + 1,
+            self.policy.max_retries + 1,
         )
 
     def with_retries(
@@ -298,10 +273,10 @@ class Transport:
     ) -> Reply:
         """Run ``attempt`` until it returns a reply, sleeping ``policy.sleep`` between retryable failures.
 
-        After ``retries`` retries (the connection's ``max_retries`` by default) returns the last
+        After ``retries`` retries (the policy's ``max_retries`` by default) returns the last
         retryable reply (its ``attempts`` set), or raises when the last failure had no reply.
         """
-        max_retries = self.settings.max_retries if retries is None else retries
+        max_retries = self.policy.max_retries if retries is None else retries
         attempt_number = 1
         while True:
             try:
@@ -309,7 +284,7 @@ class Transport:
             except RetryLater as retry:
                 if attempt_number > max_retries:
                     return self.settle(request, retry, attempt_number)
-                delay = self.backoff(attempt_number, retry)
+                delay = self.policy.delay(attempt_number, retry)
                 attempt_number += 1
                 self.note_retry(request.what, retry, delay, attempt_number)
                 self.policy.sleep(delay)

@@ -1,7 +1,7 @@
 """Working through a list of items on one hook: argument checks, progress, failure report.
 
 Shared by the Meeting Agent operators. Every item is validated before the first request; the
-hook's bulk engine (:mod:`airflow_provider_cronofy.hooks.concurrency`) sends them, several at a
+hook's bulk engine (:mod:`airflow_provider_cronofy.hooks.engine`) sends them, several at a
 time; this module turns its per-item results into the operator's return value (in input order),
 progress lines, and one error listing every failed item. Nothing here imports ``requests``: DAG
 files import the operators.

@@ -27,8 +27,8 @@ from airflow_provider_cronofy.validation import calendar_path_segment, check_boo
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow_provider_cronofy.hooks.concurrency import Job
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+    from airflow_provider_cronofy.hooks.engine import Job
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
             self.log.info("No scheduling keys given: nothing to cancel.")
             return {"cancelled": [], "not_found": []}
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
-            hook.settings  # noqa: B018 - validates the connection before the first request
+            hook.validate()  # the connection, before the first request
             hook.require_api_key()
             if dry_run:
                 return _dry_run(
@@ -238,7 +238,7 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
             results = self._cancel_all(
                 context,
                 hook,
-                hook.call_job(hook.scheduled_cancellation),
+                hook.per_item_job(hook.scheduled_cancellation_call),
                 keys,
                 resume=resume,
                 result_values={"cancelled": True, "not_found": False},
@@ -327,7 +327,7 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
             return {"cancelled": []}
         calendar_id = self.calendar_id
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
-            hook.settings  # noqa: B018 - validates the connection before the first request
+            hook.validate()  # the connection, before the first request
             hook.require_calendar_credentials()
             if dry_run:
                 method = "DELETE" if delete_event else "POST"
@@ -337,7 +337,7 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
             return self._cancel_all(
                 context,
                 hook,
-                hook.event_cancellations(calendar_id, delete_event=delete_event, use_batch=use_batch),
+                hook.event_cancellation_job(calendar_id, delete_event=delete_event, use_batch=use_batch),
                 event_ids,
                 resume=resume,
                 result_values={"cancelled": None},

@@ -39,7 +39,7 @@ def test_progress_at_2_per_second_reports_what_was_answered(monkeypatch, max_con
         )
         log = RecordingLog(emulator)
         with CronofyHook(max_concurrency=max_concurrency) as hook:
-            job = hook.call_job(hook.scheduled_cancellation)
+            job = hook.per_item_job(hook.scheduled_cancellation_call)
             result = bulk.run_bulk(
                 keys,
                 lambda items, on_result: hook.run_many(items, job, on_result),

@@ -24,7 +24,7 @@ from requests.adapters import HTTPAdapter
 
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyError, ItemFailure
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.hooks.transport import RetryLater, Transport
+from airflow_provider_cronofy.hooks.transport import RetryLater, RetryPolicy
 from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
 from airflow_provider_cronofy.testing import CronofyEmulator
 
@@ -83,16 +83,16 @@ def controlled_hooks(
         self.sleep = sleep
         control.hooks.append(self)
 
-    original_backoff = Transport.backoff
+    original_backoff = RetryPolicy.delay
 
-    def record_backoff(self: Transport, attempt_number: int, retry: RetryLater) -> float:
+    def record_backoff(self: RetryPolicy, attempt_number: int, retry: RetryLater) -> float:
         delay = original_backoff(self, attempt_number, retry)
         control.backoffs.append(delay)
         return delay
 
     with (
         mock.patch.object(CronofyHook, "__init__", init),
-        mock.patch.object(Transport, "backoff", record_backoff),
+        mock.patch.object(RetryPolicy, "delay", record_backoff),
         mock.patch.object(CronofyHook, "retry_backoff", backoff),
         mock.patch.object(CronofyHook, "retry_backoff_max", backoff_max),
     ):

@@ -443,7 +443,7 @@ def test_garbage_in_a_bulk_run_fails_only_its_items(emulator):
     # k1: an HTML teapot; k3: truncated JSON on 422; k5: the connection dropped on every attempt.
     with controlled_hooks(), transport_log():
         op = CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys)
-        original = CronofyHook.scheduled_cancellation
+        original = CronofyHook.scheduled_cancellation_call
         scripted: set[str] = set()
 
         def cancel(self, key):
@@ -460,7 +460,7 @@ def test_garbage_in_a_bulk_run_fails_only_its_items(emulator):
             return original(self, key)
 
         with (
-            mock.patch.object(CronofyHook, "scheduled_cancellation", cancel),
+            mock.patch.object(CronofyHook, "scheduled_cancellation_call", cancel),
             pytest.raises(CronofyBulkError) as info,
         ):
             op.execute({})

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 import airflow_provider_cronofy.hooks.cronofy as hook_module
+import airflow_provider_cronofy.hooks.tokens as tokens_module
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyBulkError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 from airflow_provider_cronofy.operators.meeting_agents import (
@@ -123,7 +124,7 @@ def issued_secrets(emu: CronofyEmulator, hooks: Iterable[CronofyHook] = ()) -> s
                 str(request.json.get(k)) for k in ("client_secret", "refresh_token") if request.json.get(k)
             }
     for hook in hooks:
-        found |= {t for t in (hook._access_token, hook._refresh_token) if t}
+        found |= {t for t in (hook.tokens().access_token, hook.tokens().refresh_token) if t}
     return found
 
 
@@ -337,7 +338,9 @@ def test_refreshed_and_rotated_tokens_are_registered_with_the_masker(emulator, m
         registered.append(secret)
         real_mask(secret)
 
+    # The connection's secrets are registered by the hook, refreshed tokens by its token state.
     monkeypatch.setattr(hook_module, "mask_secret", mask)
+    monkeypatch.setattr(tokens_module, "mask_secret", mask)
     emulator.rotate_refresh_tokens = True
     set_connection(emulator, access_token=ACCESS, refresh_token=REFRESH, max_concurrency=1)
     events = [f"evt_{i:02d}" for i in range(12)]
@@ -346,7 +349,7 @@ def test_refreshed_and_rotated_tokens_are_registered_with_the_masker(emulator, m
     (hook,) = control.hooks
     issued = issued_secrets(emulator, [hook]) - {API_KEY, ACCESS, REFRESH}
     assert len(issued) == 4  # two fresh access tokens, two rotated refresh tokens
-    assert hook._access_token in issued and hook._refresh_token in issued
+    assert hook.tokens().access_token in issued and hook.tokens().refresh_token in issued
     assert {API_KEY, ACCESS, REFRESH} | issued <= set(registered)
     for token in issued:
         assert token not in str(_airflow_redact(f"Bearer {token}"))

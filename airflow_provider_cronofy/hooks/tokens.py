@@ -1,0 +1,130 @@
+"""A hook's access token: what it holds now, and its single-flight refresh.
+
+The connection's access and refresh tokens are read once; a refresh (``POST /oauth/token``,
+grant ``refresh_token``, the API key as client secret) replaces them for the rest of the hook's
+life. However many threads meet an expired token at once, one refreshes and the others use its
+token; a refused refresh is remembered and raised again without asking Cronofy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from airflow_provider_cronofy._compat import mask_secret
+from airflow_provider_cronofy.exceptions import CronofyError
+from airflow_provider_cronofy.hooks import error_messages
+from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
+from airflow_provider_cronofy.hooks.settings import Credentials
+from airflow_provider_cronofy.hooks.transport import Gate, Request, Transport
+
+log = logging.getLogger(__name__)
+
+
+class AccessTokens:
+    """The access and refresh tokens of one hook, starting from the connection's ``credentials``.
+
+    :param conn_id: the connection's id, for messages and log lines (never a token).
+    :param redact: hides every credential of the connection in a message.
+    """
+
+    def __init__(self, credentials: Credentials, conn_id: str, redact: Callable[[str], str]) -> None:
+        self.credentials = credentials
+        self.access_token: str | None = credentials.access_token
+        self.refresh_token: str | None = credentials.refresh_token
+        self._conn_id = conn_id
+        self._redact = redact
+        self._lock = threading.Lock()
+        self._refusal: CronofyError | None = None
+
+    @property
+    def can_refresh(self) -> bool:
+        """Whether the connection has what refreshing an access token needs."""
+        creds = self.credentials
+        return bool(creds.client_id and self.refresh_token and creds.api_key)
+
+    def current(self, transport: Transport, where: Where, gate: Gate | None = None) -> str:
+        """The access token to send: the one held, or a new one (refreshed once) when none is."""
+        if self.access_token is None:
+            self._refresh_once(lambda: self.access_token is None, transport, where, gate)
+        assert self.access_token is not None
+        return self.access_token
+
+    def after_401(self, rejected: str, transport: Transport, where: Where, gate: Gate | None = None) -> None:
+        """Cronofy rejected ``rejected``: refresh, unless another thread already replaced it."""
+        self._refresh_once(
+            lambda: self.access_token == rejected,
+            transport,
+            where,
+            gate,
+            why="Cronofy rejected the access token (401); refreshing it once.",
+        )
+
+    def _refresh_once(
+        self,
+        still_needed: Callable[[], bool],
+        transport: Transport,
+        where: Where,
+        gate: Gate | None,
+        why: str | None = None,
+    ) -> None:
+        # Single flight: the first thread that needs a token refreshes; the others wait for it and
+        # find `still_needed()` false, so they use its token.
+        with self._lock:
+            if self._refusal is not None:
+                raise self._refusal
+            if not still_needed():
+                return
+            if why:
+                log.info(why)
+            self.refresh(transport, where, gate)
+
+    def refresh(self, transport: Transport, where: Where, gate: Gate | None = None) -> None:
+        """Send ``POST /oauth/token`` and keep the new token (and a rotated refresh token).
+
+        :raises CronofyConfigError: the connection lacks client_id, refresh_token or API key.
+        :raises CronofyFatalAPIError: Cronofy refused (remembered: raised again without asking).
+        """
+        creds = self.credentials
+        missing = [
+            name
+            for name, value in (
+                ("extra client_id", creds.client_id),
+                ("extra refresh_token", self.refresh_token),
+                ("password (the API key, used as client secret)", creds.api_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise error_messages.refresh_settings_missing(missing, self._conn_id)
+        body = {
+            "client_id": creds.client_id,
+            "client_secret": creds.api_key,
+            "grant_type": "refresh_token",
+            "refresh_token": self.refresh_token,
+        }
+        request = Request("POST", "/oauth/token", body, None)
+        reply = transport.with_retries(lambda: transport.exchange(request, gate=gate), request)
+        if reply.status != 200:
+            refusal = error_messages.token_error(reply, where)
+            refusal.args = (self._redact(str(refusal)),)
+            self._refusal = refusal
+            raise refusal
+        payload = json_or_none(reply.body)
+        token = payload.get("access_token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            raise error_messages.token_missing_error(reply.status)
+        mask_secret(token)
+        self.access_token = token
+        new_refresh = payload.get("refresh_token") if isinstance(payload, dict) else None
+        if isinstance(new_refresh, str) and new_refresh and new_refresh != self.refresh_token:
+            mask_secret(new_refresh)
+            self.refresh_token = new_refresh
+            log.warning(
+                "Cronofy issued a new refresh token. This run uses it, but it cannot be stored back "
+                "into connection '%s': update the connection's refresh_token extra with a fresh "
+                "authorisation, or the stored one may stop working.",
+                self._conn_id,
+            )
+        log.info("Refreshed the Cronofy access token of connection '%s'.", self._conn_id)
