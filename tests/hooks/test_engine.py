@@ -1,16 +1,427 @@
-"""The bulk engine over real HTTP against the emulator: a stop while paced sends nothing that was
-waiting for a slot, and ends the run at once."""
+"""The bulk engine under concurrency: order, one outcome per item, fatal stop bounded by the
+in-flight set, one token refresh per expiry, no send after an interruption; and, over real HTTP
+against the emulator, a stop while paced sends nothing that was waiting for a slot.
+
+requests-mock serialises every send behind one global lock, so the tests that need requests to
+overlap answer at the requests adapter instead (``fake_api``): the last layer before the socket.
+Every test makes the interleaving it checks happen (barriers, events), never waits on a clock.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import random
+import signal
 import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
-from airflow_provider_cronofy.exceptions import CronofyFatalBulkError
-from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
+from airflow_provider_cronofy._compat import AirflowFailException
+from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyFatalBulkError, CronofyInputError
+from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from airflow_provider_cronofy.hooks.engine import RunGate
+from airflow_provider_cronofy.operators.meeting_agents import (
+    CancelIntegratedMeetingAgentOperator,
+    CancelScheduledMeetingAgentOperator,
+)
 from airflow_provider_cronofy.testing import CronofyEmulator
+from tests.conftest import ACCESS_TOKEN, FakeTI, refreshable_connection
+from tests.operators.test_meeting_agents import AGENTS, EVENTS, US, scheduled
+
+
+def per_event(event_ids, **kwargs):
+    return CancelIntegratedMeetingAgentOperator(
+        task_id="t", calendar_id="cal_1", event_id=event_ids, use_batch=False, **kwargs
+    )
+
+
+def key_of(request):
+    return json.loads(request.body)["scheduling_key"]
+
+
+class FakeRequest:
+    """What a handler sees of one request (the subset of requests-mock's that the tests read)."""
+
+    def __init__(self, prepared: requests.PreparedRequest) -> None:
+        self.method = prepared.method
+        self.path = urlsplit(prepared.url).path
+        self.headers = prepared.headers
+        self.body = prepared.body
+
+
+class FakeContext:
+    def __init__(self) -> None:
+        self.status_code = 200
+        self.headers: dict[str, str] = {}
+
+
+class FakeAPI:
+    """Answers every request at ``HTTPAdapter.send`` with ``handler(request, context) -> body``."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[tuple[str, str], Callable[[Any, Any], str]] = {}
+        self.request_history: list[FakeRequest] = []
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        method: str,
+        url: str,
+        text: Callable[[Any, Any], str] | None = None,
+        *,
+        status_code=200,
+        json_body=None,
+    ):
+        def fixed(request, context):
+            context.status_code = status_code
+            return json.dumps(json_body) if json_body is not None else ""
+
+        self.handlers[(method, urlsplit(url).path)] = text or fixed
+
+    @property
+    def call_count(self) -> int:
+        return len(self.request_history)
+
+    def send(
+        self, adapter: HTTPAdapter, prepared: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        request = FakeRequest(prepared)
+        with self._lock:
+            self.request_history.append(request)
+        context = FakeContext()
+        body = self.handlers[(request.method, request.path)](request, context)
+        response = requests.Response()
+        response.status_code = context.status_code
+        response.headers = CaseInsensitiveDict(context.headers)
+        response.raw = io.BytesIO((body or "").encode())
+        response.url = prepared.url
+        response.request = prepared
+        return response
+
+
+@pytest.fixture
+def fake_api(monkeypatch):
+    api = FakeAPI()
+    monkeypatch.setattr(
+        HTTPAdapter, "send", lambda adapter, prepared, **kwargs: api.send(adapter, prepared, **kwargs)
+    )
+    return api
+
+
+@pytest.fixture(autouse=True)
+def _conn(set_connection):
+    set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=0)
+
+
+@pytest.fixture
+def gate_closed(monkeypatch):
+    """An event set the moment a bulk run closes its send gate (a fatal error, an interruption)."""
+    closed = threading.Event()
+    original = RunGate.close
+
+    def close(self):
+        original(self)
+        closed.set()
+
+    monkeypatch.setattr(RunGate, "close", close)
+    return closed
+
+
+# ---------------------------------------------------------------- order and outcomes
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+def test_results_in_input_order_one_outcome_per_item(fake_api, tiny_backoff, concurrency):
+    keys = [f"k{i:03d}" for i in range(150)]
+    rng = random.Random(concurrency)
+    plan = {k: rng.choice(["202", "404", "422", "503-then-202", "503-always"]) for k in keys}
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
+    release_order = threading.Event()
+
+    def callback(request, context):
+        key = key_of(request)
+        with lock:
+            seen[key] = seen.get(key, 0) + 1
+            count = seen[key]
+        # Answers leave out of order: even items wait for a later one to be answered first.
+        if int(key[1:]) % 2 == 0 and concurrency > 1:
+            release_order.wait(0.05)
+        else:
+            release_order.set()
+        kind = plan[key]
+        status = {"202": 202, "404": 404, "422": 422}.get(kind)
+        if kind == "503-then-202":
+            status = 503 if count == 1 else 202
+        if kind == "503-always":
+            status = 503
+        context.status_code = status
+        return json.dumps({"errors": {"scheduling_key": [{"key": "bad"}]}}) if status == 422 else ""
+
+    fake_api.add("DELETE", AGENTS, callback)
+    with pytest.raises(CronofyBulkError) as info:
+        scheduled(keys, max_concurrency=concurrency).execute({})
+    error = info.value
+    cancelled = [k for k in keys if plan[k] in ("202", "503-then-202")]
+    assert error.results == {"cancelled": cancelled, "not_found": [k for k in keys if plan[k] == "404"]}
+    failed = [k for k in keys if plan[k] in ("422", "503-always")]
+    assert [f.item for f in error.failures] == failed
+    assert error.not_attempted == []
+    # Exactly one outcome per item, none lost, none twice.
+    outcomes = error.results["cancelled"] + error.results["not_found"] + [f.item for f in error.failures]
+    assert sorted(outcomes) == keys
+    assert not isinstance(error, AirflowFailException)  # only transient and 422 failures
+    assert all(seen[k] == 6 for k in keys if plan[k] == "503-always")
+    assert all(seen[k] == 2 for k in keys if plan[k] == "503-then-202")
+
+
+def test_a_retried_item_does_not_hold_up_the_others(fake_api, no_sleep):
+    """One key meets 503 with a long Retry-After; every other key is cancelled meanwhile."""
+    keys = [f"k{i}" for i in range(30)]
+    order = []
+    lock = threading.Lock()
+    first_retry_due = threading.Event()
+
+    def callback(request, context):
+        key = key_of(request)
+        with lock:
+            order.append(key)
+            attempts = order.count(key)
+        if key == "k0" and attempts == 1:
+            context.status_code = 503
+            context.headers["Retry-After"] = "60"
+            return ""
+        if key == "k0":
+            first_retry_due.set()
+        context.status_code = 202
+        return ""
+
+    fake_api.add("DELETE", AGENTS, callback)
+    result = scheduled(keys, max_concurrency=2).execute({})
+    assert result == {"cancelled": keys, "not_found": []}
+    # k0's retry went out after every other key: its back-off held no worker.
+    assert order[0] == "k0" and order[-1] == "k0"
+    assert sorted(order[1:-1]) == sorted(keys[1:])
+    # The one wait was the scheduler's, once nothing else was left to send (no_sleep records it).
+    assert len(no_sleep) == 1 and 55 < no_sleep[0] <= 60
+
+
+# ---------------------------------------------------------------- fatal stop
+
+
+@pytest.mark.parametrize("status", [401, 403, 423])
+def test_fatal_stop_is_bounded_by_the_in_flight_set(fake_api, gate_closed, status):
+    concurrency = 4
+    keys = [f"k{i}" for i in range(40)]
+    in_flight = threading.Barrier(concurrency)
+
+    def callback(request, context):
+        key = key_of(request)
+        in_flight.wait(timeout=10)  # the first four are in flight together
+        if key == "k0":
+            context.status_code = status
+        else:
+            gate_closed.wait(timeout=10)  # the others finish only after the run stopped
+            context.status_code = 202
+        return ""
+
+    fake_api.add("DELETE", AGENTS, callback)
+    ti = FakeTI()
+    with pytest.raises(CronofyFatalBulkError) as info:
+        scheduled(keys, max_concurrency=concurrency).execute({"ti": ti})
+    error = info.value
+    sent = [key_of(r) for r in fake_api.request_history]
+    assert sorted(sent) == ["k0", "k1", "k2", "k3"]  # nothing sent after the fatal answer
+    assert [f.item for f in error.failures] == ["k0"]
+    assert error.results == {"cancelled": ["k1", "k2", "k3"], "not_found": []}  # in flight: reported
+    assert error.not_attempted == keys[4:]  # exactly the items never sent, in input order
+    assert ti.pushed["partial_result"] == error.results
+    assert isinstance(error, AirflowFailException)
+    assert "36 item(s) were not attempted" in str(error)
+
+
+def test_unknown_calendar_is_fatal_under_concurrency(fake_api):
+    fake_api.add("POST", EVENTS, status_code=404)
+    events = [f"e{i}" for i in range(30)]
+    with pytest.raises(CronofyFatalBulkError) as info:
+        per_event(events, max_concurrency=5).execute({})
+    sent = {json.loads(r.body)["event_id"] for r in fake_api.request_history}
+    error = info.value
+    assert sent | set(error.not_attempted) == set(events)
+    assert not sent & set(error.not_attempted)
+    assert {f.item for f in error.failures} == sent  # every event sent met the 404 and is listed
+    assert len(sent) <= 5 + 4  # the in-flight set, plus at most one refill per worker that finished first
+
+
+# ---------------------------------------------------------------- token refresh
+
+
+def test_one_refresh_per_expiry_however_many_workers_meet_the_401(fake_api, set_connection):
+    refreshable_connection(set_connection)
+    concurrency = 6
+    together = threading.Barrier(concurrency)
+    tokens = iter(["fresh-token-1", "fresh-token-2"])
+    valid = {"token": None}  # the connection's access token has expired
+    lock = threading.Lock()
+
+    def token_endpoint(request, context):
+        with lock:
+            valid["token"] = next(tokens)
+        return json.dumps({"access_token": valid["token"]})
+
+    def events(request, context):
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        if token == ACCESS_TOKEN:
+            together.wait(timeout=10)  # six workers meet the 401 of the expired token at once
+        context.status_code = 202 if token == valid["token"] else 401
+        return ""
+
+    fake_api.add("POST", f"{US}/oauth/token", token_endpoint)
+    fake_api.add("POST", EVENTS, events)
+    event_ids = [f"e{i}" for i in range(40)]
+    result = per_event(event_ids, max_concurrency=concurrency).execute({})
+    assert result == {"cancelled": event_ids}
+    paths = [r.path for r in fake_api.request_history]
+    assert paths.count("/oauth/token") == 1
+    # Every event sent with the new token after the refresh: six 401s, then one success each.
+    assert paths.count("/v1/calendars/cal_1/events") == len(event_ids) + concurrency
+
+
+def test_a_refused_refresh_is_asked_once_under_concurrency(fake_api, set_connection):
+    refreshable_connection(set_connection)
+    fake_api.add("POST", f"{US}/oauth/token", status_code=400, json_body={"error": "invalid_grant"})
+    fake_api.add("POST", EVENTS, status_code=401)
+    event_ids = [f"e{i}" for i in range(40)]
+    with pytest.raises(CronofyFatalBulkError) as info:
+        per_event(event_ids, max_concurrency=8).execute({})
+    paths = [r.path for r in fake_api.request_history]
+    assert paths.count("/oauth/token") == 1
+    sent = {json.loads(r.body)["event_id"] for r in fake_api.request_history if r.path != "/oauth/token"}
+    assert sent | set(info.value.not_attempted) == set(event_ids)
+    assert all("invalid_grant" in f.reason for f in info.value.failures)
+
+
+# ---------------------------------------------------------------- interruption
+
+
+class Interrupted(BaseException):
+    """Stands for AirflowTaskTimeout: raised in the main thread by a signal handler."""
+
+
+def test_no_send_after_an_interruption_and_partial_result_kept(fake_api, gate_closed):
+    concurrency = 4
+    keys = [f"k{i}" for i in range(100)]
+    blocked = threading.Semaphore(0)
+    answered_first = threading.Event()
+    main = threading.main_thread().ident
+    lock = threading.Lock()
+    counts = {"blocked": 0}
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+
+    def callback(request, context):
+        key = key_of(request)
+        if key in ("k0", "k1", "k2"):
+            context.status_code = 404 if key == "k1" else 202
+            if key == "k2":
+                answered_first.set()
+            return ""
+        answered_first.wait(timeout=10)
+        with lock:
+            counts["blocked"] += 1
+            if counts["blocked"] == concurrency:
+                # Four requests in flight: execution_timeout fires in the main thread now.
+                signal.pthread_kill(main, signal.SIGUSR1)
+        gate_closed.wait(timeout=10)
+        blocked.release()
+        context.status_code = 202
+        return ""
+
+    fake_api.add("DELETE", AGENTS, callback)
+    ti = FakeTI()
+    try:
+        with pytest.raises(Interrupted):
+            scheduled(keys, max_concurrency=concurrency).execute({"ti": ti})
+        for _ in range(concurrency):  # the four requests in flight finish on their own
+            assert blocked.acquire(timeout=10)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    sent = [key_of(r) for r in fake_api.request_history]
+    assert len(sent) == 3 + concurrency  # nothing sent after the interruption
+    partial = ti.pushed["partial_result"]
+    assert partial["cancelled"][:2] == ["k0", "k2"] and partial["not_found"] == ["k1"]
+    assert set(partial["cancelled"]) <= set(sent)
+
+
+# ---------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize("value", [0, -1, 101, 2.5, "4", True, [4]])
+def test_bad_max_concurrency_argument_sends_nothing(fake_api, value):
+    with pytest.raises(
+        CronofyInputError, match="max_concurrency must be a whole number from 1 to 100"
+    ) as info:
+        scheduled(["k"], max_concurrency=value).execute({})
+    assert repr(value) in str(info.value)
+    assert fake_api.call_count == 0
+
+
+@pytest.mark.parametrize("value", [0, 101, "many", -3, 1.5])
+def test_bad_max_concurrency_extra_sends_nothing(fake_api, set_connection, value):
+    from airflow_provider_cronofy.exceptions import CronofyConfigError
+
+    set_connection(max_concurrency=value)
+    with pytest.raises(CronofyConfigError, match="max_concurrency must be a whole number from 1 to 100"):
+        scheduled(["k"]).execute({})
+    assert fake_api.call_count == 0
+
+
+def test_operator_argument_overrides_the_extra_and_sizes_the_pool(set_connection):
+    set_connection(max_concurrency=3)
+    assert CronofyHook().settings.max_concurrency == 3
+    hook = CronofyHook(max_concurrency=12)
+    assert hook.settings.max_concurrency == 12
+    adapter = hook.get_conn().get_adapter(US)
+    assert adapter._pool_maxsize == 12
+    set_connection(rate_limit_per_second=0)
+    assert CronofyHook().settings.max_concurrency == 20  # no per-second limit: the fixed default
+    set_connection()
+    # Little's law on the burst: the default 50/s goes out at once only with 50 in flight.
+    assert CronofyHook().settings.max_concurrency == 50
+    set_connection(rate_limit_per_second=2)
+    assert CronofyHook().settings.max_concurrency == 2
+
+
+def test_an_interruption_raised_in_a_worker_reaches_the_task(fake_api):
+    def callback(request, context):
+        if key_of(request) == "k5":
+            raise Interrupted()
+        context.status_code = 202
+        return ""
+
+    fake_api.add("DELETE", AGENTS, callback)
+    ti = FakeTI()
+    keys = [f"k{i}" for i in range(50)]
+    with pytest.raises(Interrupted):
+        scheduled(keys, max_concurrency=4).execute({"ti": ti})
+    partial = ti.pushed["partial_result"]
+    assert "k5" not in partial["cancelled"]
+    assert partial["cancelled"] == [k for k in keys if k in set(partial["cancelled"])]
+    sent = {key_of(r) for r in fake_api.request_history}
+    assert set(partial["cancelled"]) <= sent - {"k5"}
+
+
+# ---------------------------------------------------------------- a stop while paced, over real HTTP
 
 HANG_GUARD_SECONDS = 60.0
 

@@ -38,7 +38,7 @@ from tests.conftest import ACCESS_TOKEN, FakeTI, answer_by_key, sent_keys
 US = "https://api.cronofy.com"
 AGENTS = f"{US}/v1/meeting_agents"
 EVENTS = f"{US}/v1/calendars/cal_1/events"
-DAGS = Path(__file__).parent / "dags"
+DAGS = Path(__file__).parent.parent / "dags"
 KEYS = [f"key-{i}" for i in range(7)]
 
 

@@ -143,7 +143,7 @@ def test_partial_failure_attempts_all_and_lists_each(requests_mock, no_sleep):
 
 @pytest.mark.parametrize("status", [401, 402, 403, 423])
 def test_fatal_status_stops_the_run(requests_mock, status):
-    # One request in flight: the stop is exact (see test_concurrency.py for the bounded version).
+    # One request in flight: the stop is exact (see tests/hooks/test_engine.py for the bounded version).
     requests_mock.delete(AGENTS, text=answer_by_key({"k2": status}))
     with pytest.raises(CronofyBulkError) as info:
         scheduled(["k1", "k2", "k3", "k4", "k5"], max_concurrency=1).execute({})
