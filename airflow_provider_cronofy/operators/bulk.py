@@ -22,7 +22,7 @@ from airflow_provider_cronofy.exceptions import (
     ItemFailure,
     stops_a_bulk_run,
 )
-from airflow_provider_cronofy.validation import validate_item
+from airflow_provider_cronofy.validation import refuse_comma_joined, validate_item
 
 PROGRESS_EVERY_SECONDS = 10.0
 
@@ -33,11 +33,13 @@ Run = Callable[[Sequence[str], Callable[[int, str, Any], None]], list[str]]
 def normalise_items(name: str, value: object) -> list[str]:
     """Return ``value`` (one string, or a list or tuple of strings) as a list without duplicates.
 
-    Items are kept exactly as given (no stripping) and in input order; the first of duplicates
-    stays. Raises :class:`CronofyInputError` naming every bad item.
+    Items are kept exactly as given (no stripping, commas included) and in input order; the first
+    of duplicates stays. One string holding a comma is refused (it is almost always several ids
+    joined into one). Raises :class:`CronofyInputError` naming every bad item.
     """
     if isinstance(value, str):
         validate_item(name, value)
+        refuse_comma_joined(name, value)
         return [value]
     if isinstance(value, (bytes, bytearray, dict, set, frozenset)) or not isinstance(value, Sequence):
         raise CronofyInputError(

@@ -182,7 +182,9 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
     key (its password), with up to ``max_concurrency`` requests in flight under the pacer.
 
     :param scheduling_key: one key, or a list or tuple of keys (templated). Keys are sent exactly
-        as given; duplicates once; an empty list sends nothing and succeeds.
+        as given; duplicates once; an empty list sends nothing and succeeds. One string holding a
+        comma (``"k1,k2"``) is refused as several keys joined together: pass a list (a key that
+        really holds a comma goes in a one-item list).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
         connection's ``max_concurrency`` extra, or 20.
@@ -266,7 +268,8 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
 
     :param calendar_id: the calendar holding the events (templated).
     :param event_id: one event id, or a list or tuple of them (templated); duplicates once; an
-        empty list sends nothing and succeeds.
+        empty list sends nothing and succeeds. One string holding a comma is refused, as for
+        ``scheduling_key`` of the other operator.
     :param delete_event: delete the events instead of removing their agents (a bool).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
