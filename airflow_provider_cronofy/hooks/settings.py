@@ -53,6 +53,9 @@ class CronofySettings:
     rate_limit_per_minute: int
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     batch_rate_cost: str = "request"
+    scheme_defaulted: bool = False
+    """Whether the connection's host had no scheme, so that ``https://`` was assumed (a TLS error
+    then suggests the ``http://`` URL to write, should the server speak plain HTTP)."""
 
 
 class Credentials(NamedTuple):
@@ -105,6 +108,7 @@ def resolve_settings(conn: Any, overrides: dict[str, Any]) -> CronofySettings:
         ),
         max_concurrency=parse_max_concurrency(merged["max_concurrency"]),
         batch_rate_cost=parse_batch_rate_cost(merged["batch_rate_cost"]),
+        scheme_defaulted=bool(conn.host) and "://" not in conn.host,
     )
 
 
