@@ -149,7 +149,7 @@ def test_fatal_status_stops_the_run(requests_mock, status):
         scheduled(["k1", "k2", "k3", "k4", "k5"], max_concurrency=1).execute({})
     assert sent_keys(requests_mock) == ["k1", "k2"]
     assert info.value.not_attempted == ["k3", "k4", "k5"]
-    assert "3 item(s) were not attempted" in str(info.value)
+    assert "3 items were not attempted" in str(info.value)
     assert info.value.results["cancelled"] == ["k1"]
 
 

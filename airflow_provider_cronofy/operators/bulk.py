@@ -22,7 +22,9 @@ from airflow_provider_cronofy.exceptions import (
     ItemFailure,
     stops_a_bulk_run,
 )
+from airflow_provider_cronofy.operators.failure_report import failure_message
 from airflow_provider_cronofy.validation import refuse_comma_joined, validate_item
+from airflow_provider_cronofy.wording import plural
 
 PROGRESS_EVERY_SECONDS = 10.0
 
@@ -75,6 +77,7 @@ def run_bulk(
     *,
     outcome_of: Callable[[Any], str],
     noun: str,
+    nouns: str | None = None,
     outcomes: Sequence[str],
     log: logging.Logger | Any,
     redact: Callable[[str], str] = str,
@@ -82,7 +85,9 @@ def run_bulk(
 ) -> dict[str, list[str]]:
     """Send every item with ``run``; return ``{outcome: [items]}`` in input order.
 
-    ``outcome_of`` names the outcome (one of ``outcomes``) of an item's successful result. An
+    ``noun`` names one item in log lines and the error (``"scheduling key"``), ``nouns`` several
+    (default: ``noun + "s"``). ``outcome_of`` names the outcome (one of ``outcomes``) of an
+    item's successful result. An
     item's exception fails the item and the run goes on, unless every other item would meet it
     too (:func:`~airflow_provider_cronofy.exceptions.stops_a_bulk_run`): then ``run`` stops
     sending. Afterwards any failure raises :class:`CronofyBulkError` (a
@@ -120,10 +125,9 @@ def run_bulk(
             last_report = now
             done = succeeded + len(failures)
             log.info(
-                "Progress: %d/%d %s done, %d failed, %.1f/s.",
+                "Progress: %d/%s done, %d failed, %.1f/s.",
                 done,
-                total,
-                noun,
+                plural(total, noun, nouns),
                 len(failures),
                 done / max(now - started, 1e-9),
             )
@@ -137,9 +141,8 @@ def run_bulk(
     elapsed = time.monotonic() - started
     summary = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in results.items())
     log.info(
-        "Done: %d %s in %.1f s: %s, %d failed%s.",
-        total,
-        noun,
+        "Done: %s in %.1f s: %s, %d failed%s.",
+        plural(total, noun, nouns),
         elapsed,
         summary,
         len(failures),
@@ -147,15 +150,15 @@ def run_bulk(
     )
     if failures:
         ordered = [failures[index] for index in sorted(failures)]
-        lines = [
-            f"  - {f.item!r}: " + (f"{f.status_code}: " if f.status_code else "") + f.reason for f in ordered
-        ]
-        message = f"{len(failures)} of {total} {noun} failed ({summary}):\n" + "\n".join(lines)
-        if fatal:
-            message += (
-                f"\nThe run stopped at an error every other item would meet too: "
-                f"{len(not_attempted)} item(s) were not attempted."
-            )
+        message = failure_message(
+            ordered,
+            total=total,
+            noun=noun,
+            nouns=nouns,
+            summary=summary,
+            not_attempted=len(not_attempted),
+            fatal=fatal,
+        )
         raise CronofyBulkError.of(
             message, failures=ordered, results=results, not_attempted=not_attempted, fatal=fatal
         )

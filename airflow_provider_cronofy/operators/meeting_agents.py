@@ -133,6 +133,7 @@ class _MeetingAgentOperator(BaseOperator):
         subject: str,
         name: str,
         noun: str,
+        nouns: str | None = None,
     ) -> dict[str, list[str]]:
         """Send ``items`` with ``job`` through the hook's bulk engine (in segments when deferrable).
 
@@ -157,6 +158,7 @@ class _MeetingAgentOperator(BaseOperator):
                 ),
                 outcome_of=lambda result: next(o for o, v in result_values.items() if v == result),
                 noun=noun,
+                nouns=nouns,
                 outcomes=tuple(result_values),
                 log=self.log,
                 redact=hook.redact,
@@ -243,7 +245,7 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
                 result_values={"cancelled": True, "not_found": False},
                 subject="scheduling_key",
                 name="scheduling keys",
-                noun="scheduling keys",
+                noun="scheduling key",
             )
             if len(results["not_found"]) == len(keys):
                 # A host or proxy route pointing at the wrong place 404s too; say so, but a re-run
@@ -343,5 +345,6 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
                 # The outcomes carried belong to this calendar and this action too.
                 subject=f"event_id of {calendar_id} delete_event={delete_event}",
                 name="event ids",
-                noun=f"event(s) of calendar {calendar_id!r}",
+                noun=f"event of calendar {calendar_id!r}",
+                nouns=f"events of calendar {calendar_id!r}",
             )
