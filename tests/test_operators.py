@@ -261,7 +261,7 @@ def test_all_not_found_warns(requests_mock, caplog, capsys):
     requests_mock.delete(AGENTS, status_code=404)
     with caplog.at_level(logging.WARNING):
         assert scheduled(["a", "b"]).execute({}) == {"cancelled": [], "not_found": ["a", "b"]}
-    assert "404 for all 2 scheduling key(s)" in caplog.text + capsys.readouterr().out
+    assert "404 for all 2 scheduling keys" in caplog.text + capsys.readouterr().out
 
 
 def test_malformed_url_stops_the_run(requests_mock, set_connection):

@@ -23,6 +23,7 @@ from airflow_provider_cronofy.operators.deferral import (
     segmented_if_deferrable,
 )
 from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
+from airflow_provider_cronofy.wording import plural
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,10 +75,10 @@ def _dry_run(
 ) -> dict[str, list[str]]:
     """Log what a run would send (no credential: those never reach a log line); return the items."""
     task_log.info(
-        "Dry run: nothing is sent. A real run would send %s %s for %d item(s), one %s each:",
+        "Dry run: nothing is sent. A real run would send %s %s for %s, one %s each:",
         method,
         url,
-        len(items),
+        plural(len(items), "item"),
         field,
     )
     for item in items[:DRY_RUN_ITEMS_LOGGED]:
@@ -209,6 +210,8 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
     """
 
     template_fields: Sequence[str] = ("scheduling_key", "cronofy_conn_id")
+    # A list of thousands of keys renders one per line in the UI's "Rendered Template" view.
+    template_fields_renderers = {"scheduling_key": "json"}  # noqa: RUF012 - as BaseOperator declares it
 
     def __init__(
         self,
@@ -251,9 +254,9 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
                 # A host or proxy route pointing at the wrong place 404s too; say so, but a re-run
                 # of a finished job legitimately finds nothing left to cancel.
                 self.log.warning(
-                    "Cronofy answered 404 for all %d scheduling key(s): they were cancelled before or "
-                    "never scheduled, or connection '%s' points at the wrong host or data center.",
-                    len(keys),
+                    "Cronofy answered 404 for all %s: they were cancelled before or never "
+                    "scheduled, or connection '%s' points at the wrong host or data center.",
+                    plural(len(keys), "scheduling key"),
                     self.cronofy_conn_id,
                 )
             return results
@@ -297,6 +300,7 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
     """
 
     template_fields: Sequence[str] = ("calendar_id", "event_id", "cronofy_conn_id")
+    template_fields_renderers = {"event_id": "json"}  # noqa: RUF012 - as BaseOperator declares it
 
     def __init__(
         self,
