@@ -254,8 +254,9 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
                 # A host or proxy route pointing at the wrong place 404s too; say so, but a re-run
                 # of a finished job legitimately finds nothing left to cancel.
                 self.log.warning(
-                    "Cronofy answered 404 for all %s: they were cancelled before or never "
-                    "scheduled, or connection '%s' points at the wrong host or data center.",
+                    "Cronofy answered 404 for %s%s: cancelled before or never scheduled, or "
+                    "connection '%s' points at the wrong host or data center.",
+                    "all " if len(keys) > 1 else "",
                     plural(len(keys), "scheduling key"),
                     self.cronofy_conn_id,
                 )
