@@ -239,9 +239,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     # Airflow writes its configuration into AIRFLOW_HOME on import: not into ~/airflow.
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="cronofy-live-check-"))
+    from airflow_provider_cronofy.exceptions import CronofyError
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 
-    report = run_checks(environ[CALENDAR_VARIABLE].strip())
+    try:
+        report = run_checks(environ[CALENDAR_VARIABLE].strip())
+    except CronofyError as error:  # an unusable connection or calendar id: nothing was sent
+        print(f"error: {CONN_VARIABLE} or {CALENDAR_VARIABLE} is unusable: {error}", file=sys.stderr)
+        return 1
     # The report is built from our own words and Cronofy's answers; this is the last guard.
     # After the operators' own log lines (Airflow 3 writes them to stdout too).
     print("\n" + CronofyHook(CONN_ID).redact(report.render()), flush=True)

@@ -4,6 +4,7 @@ against the real Cronofy, so that it is never dead code."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,26 @@ def test_a_rejected_connection_stops_after_test_connection(live_emulator, capsys
     assert "Cronofy rejected the access token" in out
     assert [r.path for r in emulator.requests] == ["/v1/meeting_agents", "/v1/userinfo"]
     assert emulator.events == {}
+
+
+@pytest.mark.parametrize(
+    ("conn", "calendar", "named"),
+    [
+        (
+            {"conn_type": "cronofy", "host": "ftp://example.com", "password": "pw-live-1234"},
+            CALENDAR,
+            "ftp://",
+        ),
+        ({"conn_type": "cronofy", "password": "pw-live-1234"}, "..", "dot segment"),
+    ],
+)
+def test_an_unusable_connection_or_calendar_fails_naming_it(monkeypatch, capsys, conn, calendar, named):
+    monkeypatch.setenv(live_check.CONN_VARIABLE, json.dumps(conn))
+    monkeypatch.setenv(live_check.CALENDAR_VARIABLE, calendar)
+    assert live_check.main([]) == 1
+    out, err = capsys.readouterr()
+    assert named in err and "is unusable" in err
+    assert "pw-live-1234" not in out + err
 
 
 @pytest.mark.parametrize("present", [(), ("conn",), ("calendar",)])

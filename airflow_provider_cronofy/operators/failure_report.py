@@ -72,7 +72,11 @@ def failure_message(
         verb = "was" if not_attempted == 1 else "were"
         lines.append(
             "The run stopped at an error every other item would meet too: "
-            f"{plural(not_attempted, 'item')} {verb} not attempted."
+            + (
+                f"{plural(not_attempted, 'item')} {verb} not attempted."
+                if not_attempted
+                else "every item had been sent."
+            )
         )
     return "\n".join(lines)
 

@@ -73,6 +73,12 @@ def test_one_item_and_one_not_attempted_agree_in_number():
     assert single.startswith("1 of 1 scheduling key failed")
 
 
+def test_a_stop_after_every_item_was_sent_says_so():
+    failures = [ItemFailure(f"e{number}", None, "TLS handshake failed.") for number in range(3)]
+    message = failure_message(failures, total=3, noun="event", summary="0 cancelled", fatal=True)
+    assert message.endswith("every other item would meet too: every item had been sent.")
+
+
 def test_a_long_cause_lists_its_first_items_and_counts_the_rest():
     failures = [ItemFailure(f"k{number}", 401, REJECTED) for number in range(25)]
     message = failure_message(failures, total=25, noun="scheduling key", summary="0 cancelled")
