@@ -8,6 +8,8 @@
 #   make dist                 build the sdist and wheel into dist/, twine check, inspect the wheel
 #   make release-check        make dist, then install the wheel on every line and check it there
 #   make test-browser         the connection form in Airflow 3.3's UI, in headless Chromium
+#   make test-live            opt-in check against the real Cronofy (not in `make test` or CI):
+#                             needs AIRFLOW_CONN_CRONOFY_LIVE and CRONOFY_LIVE_CALENDAR_ID
 #   make lock                 re-resolve requirements/*.txt on purpose
 
 PYTHON ?= python3
@@ -30,7 +32,7 @@ TOOLS = .venv-tools
 UV = $(TOOLS)/bin/uv
 TOOLS_STAMP = $(TOOLS)/.installed
 
-.PHONY: install tools test test-all test-browser lint demo bench dist release-check lock clean
+.PHONY: install tools test test-all test-browser test-live lint demo bench dist release-check lock clean
 
 install: $(STAMP)
 
@@ -66,6 +68,11 @@ test-browser: $(STAMP)
 	$(if $(filter-out 3.3,$(LINE)),$(error the browser test runs on Airflow 3.3 only: drop AIRFLOW=$(AIRFLOW)))
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements/browser.txt -c $(LOCK)
 	$(BIN)/pytest browser_tests
+
+# Not part of `make test` or CI: creates and deletes test events in a real calendar. Fails at
+# once, naming both, without AIRFLOW_CONN_CRONOFY_LIVE and CRONOFY_LIVE_CALENDAR_ID.
+test-live: $(STAMP)
+	$(BIN)/python scripts/live_check.py
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py

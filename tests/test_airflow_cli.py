@@ -5,6 +5,7 @@ Run on whichever Airflow line the test environment has (make test: 3.3; make tes
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,5 +83,31 @@ def test_connections_test_uses_test_connection(verified):
         assert ("Connection success!" in output) is verified
         if not verified:
             assert "Cronofy rejected the access token (401 Unauthorized)" in output
-        assert [(r.method, r.path) for r in emu.requests] == [("GET", "/v1/userinfo")]
+        # The API key (the connection's password) is checked first, with one harmless request.
+        assert [(r.method, r.path) for r in emu.requests] == [
+            ("DELETE", "/v1/meeting_agents"),
+            ("GET", "/v1/userinfo"),
+        ]
         assert token not in output
+        assert emu.api_key not in output
+
+
+@pytest.mark.parametrize("key_ok", [True, False], ids=["key-accepted", "key-rejected"])
+def test_connections_test_checks_the_api_key_and_shows_what_was_checked(key_ok):
+    with CronofyEmulator() as emu:
+        conn = emu.airflow_connection()
+        conn["password"] = emu.api_key if key_ok else "wrong-api-key-3c9d"
+        env = {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled", "AIRFLOW_CONN_CRONOFY_CLI": json.dumps(conn)}
+        output = airflow("connections", "test", "cronofy_cli", env=env, check=False)
+        assert ("Connection success!" in output) is key_ok
+        if key_ok:
+            # Airflow's CLI drops the message of a success; the hook prints it.
+            assert (
+                "The API key was accepted: cancelling the unscheduled key 'airflow-connection-test-" in output
+            )
+            assert "CancelIntegratedMeetingAgentOperator cannot run with this connection" in output
+        else:
+            assert "Connection failed!" in output
+            assert "Cronofy rejected the API key (401 Unauthorized)" in output
+        assert [(r.method, r.path) for r in emu.requests] == [("DELETE", "/v1/meeting_agents")]
+        assert "wrong-api-key-3c9d" not in output and emu.api_key not in output

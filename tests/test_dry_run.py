@@ -36,7 +36,7 @@ def test_scheduled_dry_run_returns_the_keys_and_sends_nothing(requests_mock, cap
     assert result == {"would_cancel": ["c", "a", "b"]}
     assert requests_mock.call_count == 0
     text = caplog.text + capsys.readouterr().out
-    assert "A real run would send DELETE https://api.cronofy.com/v1/meeting_agents for 3 item(s)" in text
+    assert "A real run would send DELETE https://api.cronofy.com/v1/meeting_agents for 3 items" in text
     assert "would cancel scheduling_key='b'" in text
     assert not any(secret in text for secret in SECRETS)
 

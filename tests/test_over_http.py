@@ -183,7 +183,7 @@ def test_revoked_refresh_token_stops_without_storm(emulator, connect):
         op.execute({})
     assert "invalid_grant" in str(info.value)
     assert "refresh_token extra" in str(info.value)
-    assert "9 item(s) were not attempted" in str(info.value)
+    assert "9 items were not attempted" in str(info.value)
     assert [r.path for r in emulator.requests] == ["/v1/calendars/cal_1/events", "/oauth/token"]
 
 

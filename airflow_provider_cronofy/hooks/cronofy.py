@@ -25,7 +25,7 @@ from airflow_provider_cronofy.exceptions import (
     CronofyError,
 )
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
-from airflow_provider_cronofy.hooks import error_messages
+from airflow_provider_cronofy.hooks import connection_check, error_messages
 from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.engine import BulkEngine, Job, ResultHandler, UnitGate
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
@@ -475,45 +475,28 @@ class CronofyHook(BaseHook):
     # ------------------------------------------------------------------ connection test and form
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check what can be checked without side effects; return ``(ok, what was verified)``.
+        """Check what a run will use; return ``(ok, what was checked)``.
 
-        The settings are validated; with an access token, ``GET /v1/userinfo`` proves the token
-        and the data center. Cronofy has no read-only call that checks an API key alone, so the
-        message says the key is only checked by the first real call.
+        Validates the settings, then sends one request per credential, one attempt each: the API
+        key cancels a scheduling key nobody can have scheduled (``DELETE /v1/meeting_agents``,
+        which changes nothing), the access token reads ``GET /v1/userinfo``; never a token
+        refresh. See :mod:`.connection_check`.
         """
         try:
-            settings = self.settings
-            creds = self.tokens().credentials
-            where = f"{settings.base_url}" + (
-                f" (data center '{settings.data_center}')" if settings.data_center else ""
+            ok, message = connection_check.check_connection(
+                self.settings,
+                self.tokens().credentials,
+                self.transport,
+                self._where,
+                can_refresh=self.can_refresh,
+                redact=self.redact,
             )
-            notes = [f"Settings are valid; the API is at {where}."]
-            if creds.access_token:
-                # One attempt: a person is waiting on the test button.
-                request = Request("GET", "/v1/userinfo", None, creds.access_token)
-                reply = self.transport.with_retries(
-                    lambda: self.transport.exchange(request), request, retries=0
-                )
-                if reply.status != 200:
-                    raise self._api_error(reply, None, credential="access token")
-                notes.append("The access token was accepted (GET /v1/userinfo).")
-            elif self.can_refresh:
-                notes.append(
-                    "No access token: one will be obtained with the refresh token at the first "
-                    "calendar call (not tried now, as a refresh can rotate the refresh token)."
-                )
-            if creds.api_key:
-                notes.append(
-                    "An API key is set; Cronofy offers no read-only call to verify it, so it is "
-                    "checked by the first cancellation."
-                )
-            if not creds.api_key and not creds.access_token:
-                return False, " ".join([*notes, "But no API key (password) nor access token is set."])
-            return True, " ".join(notes)
         except CronofyError as error:
-            return False, str(error)
+            ok, message = False, self.redact(str(error))
         finally:
             self.close()
+        connection_check.show_on_airflow_cli(ok, message)
+        return ok, message
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:

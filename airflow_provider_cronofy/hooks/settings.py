@@ -61,6 +61,9 @@ class CronofySettings:
     rate_limit_per_minute: int
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     batch_rate_cost: str = "request"
+    scheme_defaulted: bool = False
+    """Whether the connection's host had no scheme, so that ``https://`` was assumed (a TLS error
+    then suggests the ``http://`` URL to write, should the server speak plain HTTP)."""
 
 
 class Credentials(NamedTuple):
@@ -116,6 +119,7 @@ def resolve_settings(conn: Any, overrides: dict[str, Any]) -> CronofySettings:
             merged["max_concurrency"], default=default_max_concurrency(per_second)
         ),
         batch_rate_cost=parse_batch_rate_cost(merged["batch_rate_cost"]),
+        scheme_defaulted=bool(conn.host) and "://" not in conn.host,
     )
 
 

@@ -174,8 +174,8 @@ class Transport:
 
         :raises RetryLater: a 429/5xx reply, a timeout, a failed or reset connection.
         :raises Exception: ``gate.enter()``'s error when the run is stopped; nothing was sent.
-        :raises CronofyAPIError: TLS failed, a ``Retry-After`` is beyond ``max_retry_after``, or
-            the request itself is malformed (a :class:`CronofyFatalAPIError`: every call would be).
+        :raises CronofyAPIError: a ``Retry-After`` is beyond ``max_retry_after``; TLS failed or the
+            request itself is malformed (a :class:`CronofyFatalAPIError`: every call would be).
         """
         headers = {"Content-Type": JSON_CONTENT_TYPE} if request.body is not None else {}
         if request.token is not None:
@@ -218,9 +218,10 @@ class Transport:
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as error:
-            raise CronofyAPIError(
-                f"TLS error talking to {settings.base_url}: {type(error).__name__}.", item=request.item
-            ) from None
+            # Imported here: error_messages imports this module. Fatal: every request meets it.
+            from airflow_provider_cronofy.hooks.error_messages import tls_error
+
+            raise tls_error(settings, error, item=request.item) from None
         except (requests.ConnectionError, requests.Timeout) as error:
             raise RetryLater(None, error) from None
         except requests.RequestException as error:

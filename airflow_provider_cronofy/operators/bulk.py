@@ -23,7 +23,8 @@ from airflow_provider_cronofy.exceptions import (
     ItemFailure,
     stops_a_bulk_run,
 )
-from airflow_provider_cronofy.validation import validate_item
+from airflow_provider_cronofy.operators.failure_report import failure_message
+from airflow_provider_cronofy.validation import refuse_comma_joined, validate_item
 from airflow_provider_cronofy.wording import plural
 
 PROGRESS_EVERY_SECONDS = 10.0
@@ -39,11 +40,13 @@ Run = Callable[[Sequence[Any], Callable[[int, Any, Any], None]], list[Any]]
 def normalise_items(name: str, value: object) -> list[str]:
     """Return ``value`` (one string, or a list or tuple of strings) as a list without duplicates.
 
-    Items are kept exactly as given (no stripping) and in input order; the first of duplicates
-    stays. Raises :class:`CronofyInputError` naming every bad item.
+    Items are kept exactly as given (no stripping, commas included) and in input order; the first
+    of duplicates stays. One string holding a comma is refused (it is almost always several ids
+    joined into one). Raises :class:`CronofyInputError` naming every bad item.
     """
     if isinstance(value, str):
         validate_item(name, value)
+        refuse_comma_joined(name, value)
         return [value]
     if isinstance(value, (bytes, bytearray, dict, set, frozenset)) or not isinstance(value, Sequence):
         raise CronofyInputError(
@@ -167,20 +170,17 @@ class BulkTally:
         return [self.failures[index] for index in sorted(self.failures)]
 
     def failure_message(self) -> str:
-        """The message of the run's :class:`CronofyBulkError`: every failed item, and why."""
-        ordered = self.ordered_failures()
-        lines = [
-            f"  - {f.item!r}: " + (f"{f.status_code}: " if f.status_code else "") + f.reason for f in ordered
-        ]
-        message = f"{len(ordered)} of {self.nouns(len(self.items))} failed ({self.summary()}):\n" + "\n".join(
-            lines
+        """The message of the run's :class:`CronofyBulkError`: every failed item, one line per cause
+        (see :func:`~airflow_provider_cronofy.operators.failure_report.failure_message`)."""
+        return failure_message(
+            self.ordered_failures(),
+            total=len(self.items),
+            noun=self._noun[0],
+            nouns=self._noun[1],
+            summary=self.summary(),
+            not_attempted=len(self.not_attempted),
+            fatal=self.fatal,
         )
-        if self.fatal:
-            message += (
-                f"\nThe run stopped at an error every other item would meet too: "
-                f"{len(self.not_attempted)} item(s) were not attempted."
-            )
-        return message
 
     def raise_if_failed(self) -> None:
         """Raise :class:`CronofyBulkError` (fatal when a stopping error ended the run) if any item failed."""

@@ -23,6 +23,7 @@ from airflow_provider_cronofy.operators.deferral import (
     segmented_if_deferrable,
 )
 from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
+from airflow_provider_cronofy.wording import plural
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -74,10 +75,10 @@ def _dry_run(
 ) -> dict[str, list[str]]:
     """Log what a run would send (no credential: those never reach a log line); return the items."""
     task_log.info(
-        "Dry run: nothing is sent. A real run would send %s %s for %d item(s), one %s each:",
+        "Dry run: nothing is sent. A real run would send %s %s for %s, one %s each:",
         method,
         url,
-        len(items),
+        plural(len(items), "item"),
         field,
     )
     for item in items[:DRY_RUN_ITEMS_LOGGED]:
@@ -184,7 +185,9 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
     key (its password), with up to ``max_concurrency`` requests in flight under the pacer.
 
     :param scheduling_key: one key, or a list or tuple of keys (templated). Keys are sent exactly
-        as given; duplicates once; an empty list sends nothing and succeeds.
+        as given; duplicates once; an empty list sends nothing and succeeds. One string holding a
+        comma (``"k1,k2"``) is refused as several keys joined together: pass a list (a key that
+        really holds a comma goes in a one-item list).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
         connection's ``max_concurrency`` extra, or the
@@ -208,6 +211,8 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
     """
 
     template_fields: Sequence[str] = ("scheduling_key", "cronofy_conn_id")
+    # A list of thousands of keys renders one per line in the UI's "Rendered Template" view.
+    template_fields_renderers = {"scheduling_key": "json"}  # noqa: RUF012 - as BaseOperator declares it
 
     def __init__(
         self,
@@ -250,9 +255,10 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
                 # A host or proxy route pointing at the wrong place 404s too; say so, but a re-run
                 # of a finished job legitimately finds nothing left to cancel.
                 self.log.warning(
-                    "Cronofy answered 404 for all %d scheduling key(s): they were cancelled before or "
-                    "never scheduled, or connection '%s' points at the wrong host or data center.",
-                    len(keys),
+                    "Cronofy answered 404 for %s%s: cancelled before or never scheduled, or "
+                    "connection '%s' points at the wrong host or data center.",
+                    "all " if len(keys) > 1 else "",
+                    plural(len(keys), "scheduling key"),
                     self.cronofy_conn_id,
                 )
             return results
@@ -269,7 +275,8 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
 
     :param calendar_id: the calendar holding the events (templated).
     :param event_id: one event id, or a list or tuple of them (templated); duplicates once; an
-        empty list sends nothing and succeeds.
+        empty list sends nothing and succeeds. One string holding a comma is refused, as for
+        ``scheduling_key`` of the other operator.
     :param delete_event: delete the events instead of removing their agents (a bool).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
@@ -296,6 +303,7 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
     """
 
     template_fields: Sequence[str] = ("calendar_id", "event_id", "cronofy_conn_id")
+    template_fields_renderers = {"event_id": "json"}  # noqa: RUF012 - as BaseOperator declares it
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from airflow_provider_cronofy.testing.emulator import CronofyEmulator, Latency
@@ -57,6 +57,27 @@ def parse_latency(text: str) -> Latency:
     return lambda: random.uniform(low, high)
 
 
+def _non_blank(option: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{option} needs a non-blank value")
+        return text
+
+    return check
+
+
+def _count(values: Sequence[object], noun: str) -> str:
+    return f"{len(values)} {noun}{'' if len(values) == 1 else 's'}"
+
+
+def parse_event(text: str) -> tuple[str, str]:
+    """``"cal_1:evt_1"`` as ``("cal_1", "evt_1")``: split at the first colon (event ids may hold more)."""
+    calendar_id, colon, event_id = text.partition(":")
+    if not colon or not calendar_id.strip() or not event_id.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not CALENDAR_ID:EVENT_ID (e.g. cal_demo:evt_1)")
+    return calendar_id, event_id
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(
@@ -74,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=(202, 404),
         default=202,
-        help="answer to cancelling an unknown or already-cancelled scheduling key (default 202)",
+        help="answer to cancelling an unknown or already-cancelled scheduling key (default 202). "
+        "Use 404 to make typos visible: a key nobody scheduled then comes back in the operator's "
+        "not_found instead of cancelled",
     )
     parser.add_argument(
         "--rate-limit-per-second", type=_non_negative, default=50, help="0 = off (default 50)"
@@ -105,12 +128,34 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"pre-load agents demo-key-1..3 and events evt_demo_1..2 (with agents) in {DEMO_CALENDAR_ID}",
     )
     parser.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="KEY",
+        type=_non_blank("--agent"),
+        help="schedule a Meeting Agent with this scheduling key (repeatable)",
+    )
+    parser.add_argument(
+        "--event",
+        action="append",
+        default=[],
+        metavar="CALENDAR_ID:EVENT_ID",
+        type=parse_event,
+        help="create an event with a Meeting Agent (repeatable); the calendar is created if new, "
+        "owned by the account of the access token the printed connection carries",
+    )
+    parser.add_argument(
         "--certfile",
         help="PEM certificate (chain) to serve HTTPS with; clients must trust it, e.g. through "
         "REQUESTS_CA_BUNDLE (default: plain HTTP)",
     )
     parser.add_argument("--keyfile", help="PEM private key of --certfile, if not in that file")
-    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log every request to stderr, with the scheduling key or event ids it carried (never a "
+        "credential)",
+    )
     return parser
 
 
@@ -131,6 +176,19 @@ def seed_demo(emulator: CronofyEmulator) -> None:
         )
     for number in (1, 2):
         emulator.add_event(DEMO_CALENDAR_ID, f"evt_demo_{number}", summary=f"Demo meeting {number}")
+
+
+def seed_given(emulator: CronofyEmulator, keys: Sequence[str], events: Sequence[tuple[str, str]]) -> None:
+    """Schedule an agent per key; create each event (with an agent) in its calendar, which is
+    created, owned by the demo access token's account, if the emulator does not know it."""
+    for key in keys:
+        emulator.schedule_agent(key)
+    known = {DEMO_CALENDAR_ID}
+    for calendar_id, event_id in events:
+        if calendar_id not in known:
+            emulator.add_calendar(calendar_id, access_token=DEMO_ACCESS_TOKEN)
+            known.add(calendar_id)
+        emulator.add_event(calendar_id, event_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_calendar(DEMO_CALENDAR_ID, access_token=DEMO_ACCESS_TOKEN)
     if args.seed_demo:
         seed_demo(emulator)
+    seed_given(emulator, args.agent, args.event)
 
     stop_requested = threading.Event()
 
@@ -190,8 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # flush: whoever started us reads these lines through a pipe.
         print(f"Cronofy emulator listening on {emulator.url}", flush=True)
         print(f"AIRFLOW_CONN_CRONOFY_DEFAULT={shlex.quote(connection)}", flush=True)
+        calendars = sorted({DEMO_CALENDAR_ID, *(calendar_id for calendar_id, _ in args.event)})
         print(
-            f"Calendar {DEMO_CALENDAR_ID} belongs to the access token's account. Ctrl-C to stop.",
+            f"{'Calendars' if len(calendars) > 1 else 'Calendar'} {', '.join(calendars)} "
+            f"{'belong' if len(calendars) > 1 else 'belongs'} to the access token's account"
+            + (
+                f"; seeded {_count(args.agent, 'agent')} and {_count(args.event, 'event')}"
+                if args.agent or args.event
+                else ""
+            )
+            + ". Ctrl-C to stop.",
             file=sys.stderr,
             flush=True,
         )

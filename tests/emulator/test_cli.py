@@ -171,3 +171,123 @@ def test_cli_latency_values():
             parse_latency(bad)
     args = build_parser().parse_args(["--latency", "0.05", "--batch-rate-cost", "entries"])
     assert (args.latency, args.batch_rate_cost) == (0.05, "entries")
+
+
+# ---------------------------------------------------------------- seeding one's own data, --verbose
+
+
+def _connection_of(lines: queue.Queue) -> tuple[str, dict]:
+    url = lines.get(timeout=10).strip().rsplit(" ", 1)[1]
+    conn = json.loads(lines.get(timeout=5).strip().partition("=")[2][1:-1])
+    return url, conn
+
+
+def test_cli_seeds_agents_and_events_and_logs_their_ids_but_no_secret(monkeypatch):
+    from airflow_provider_cronofy.operators.meeting_agents import (
+        CancelIntegratedMeetingAgentOperator,
+        CancelScheduledMeetingAgentOperator,
+    )
+
+    args = ["--port", "0", "--agent", "deal-1", "--agent", "deal-2", "--unknown-key-status", "404"]
+    args += [
+        "--event",
+        "cal_team:evt_1",
+        "--event",
+        "cal_team:evt:2",
+        "--event",
+        "cal_demo:evt_3",
+        "--verbose",
+    ]
+    with _running_cli(*args) as (proc, lines):
+        url, conn = _connection_of(lines)
+        extra = conn["extra"]
+        # The operators, on the connection the CLI printed (its calendars belong to its token).
+        monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", json.dumps(conn))
+        scheduled = CancelScheduledMeetingAgentOperator(
+            task_id="cancel", scheduling_key=["deal-1", "deal-2", "deal-typo"], max_concurrency=1
+        ).execute({})
+        assert scheduled == {"cancelled": ["deal-1", "deal-2"], "not_found": ["deal-typo"]}
+        integrated = CancelIntegratedMeetingAgentOperator(
+            task_id="cancel_events", calendar_id="cal_team", event_id=["evt_1", "evt:2"]
+        ).execute({})
+        assert integrated == {"cancelled": ["evt_1", "evt:2"]}
+        one = CancelIntegratedMeetingAgentOperator(
+            task_id="cancel_event", calendar_id="cal_demo", event_id="evt_3", use_batch=False
+        ).execute({})
+        assert one == {"cancelled": ["evt_3"]}
+        # An event the CLI did not seed is unknown: a new event needs summary/start/end.
+        unknown = requests.post(
+            f"{url}/v1/calendars/cal_team/events",
+            json={"event_id": "evt_not_seeded", "meeting_agent": {"profile_id": "none"}},
+            headers=bearer(extra["access_token"]),
+            timeout=TIMEOUT,
+        )
+        assert unknown.status_code == 422
+        token = requests.post(
+            f"{url}/oauth/token",
+            json={
+                "client_id": extra["client_id"],
+                "client_secret": conn["password"],
+                "grant_type": "refresh_token",
+                "refresh_token": extra["refresh_token"],
+            },
+            timeout=TIMEOUT,
+        )
+        assert token.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        stderr = proc.stderr.read()
+    for carried in (
+        "scheduling_key='deal-1'",
+        "scheduling_key='deal-typo'",
+        "batch of 2: event_id 'evt_1', 'evt:2'",
+        "event_id='evt_3'",
+        "event_id='evt_not_seeded'",
+    ):
+        assert carried in stderr, carried
+    assert 'DELETE /v1/meeting_agents HTTP/1.1" 404 ' in stderr
+    assert "Calendars cal_demo, cal_team belong to the access token's account" in stderr
+    for secret in (
+        conn["password"],
+        extra["access_token"],
+        extra["refresh_token"],
+        token.json()["access_token"],
+    ):
+        assert secret not in stderr
+
+
+def test_cli_help_shows_how_to_make_typos_visible():
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_cronofy.testing", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 0
+    help_text = " ".join(result.stdout.split())
+    assert "--unknown-key-status {202,404}" in help_text
+    assert "Use 404 to make typos visible" in help_text
+    assert "--agent KEY" in help_text and "--event CALENDAR_ID:EVENT_ID" in help_text
+
+
+@pytest.mark.parametrize("value", ["no-colon", ":evt_1", "cal_1:", " : "])
+def test_cli_refuses_an_event_that_is_not_calendar_colon_event(value):
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_cronofy.testing", "--port", "0", "--event", value],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert "is not CALENDAR_ID:EVENT_ID" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_event_and_agent_values():
+    args = build_parser().parse_args(["--agent", "k,1", "--event", "cal_1:evt:with:colons"])
+    assert args.agent == ["k,1"]
+    assert args.event == [("cal_1", "evt:with:colons")]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--agent", "  "])

@@ -586,50 +586,6 @@ def test_missing_refresh_parts_named(set_connection, requests_mock):
     assert requests_mock.call_count == 0
 
 
-# ---------------------------------------------------------------- test_connection
-
-
-def test_test_connection_verifies_access_token(set_connection, requests_mock):
-    set_connection(access_token=ACCESS_TOKEN, data_center="ca")
-    requests_mock.get(f"{DATA_CENTERS['ca']}/v1/userinfo", json={"sub": "acc_1"})
-    ok, message = make_hook().test_connection()
-    assert ok is True
-    assert "access token was accepted" in message
-    assert requests_mock.last_request.headers["Authorization"] == f"Bearer {ACCESS_TOKEN}"
-
-
-def test_test_connection_api_key_only_is_honest(set_connection, requests_mock):
-    set_connection()
-    ok, message = make_hook().test_connection()
-    assert ok is True
-    assert "no read-only call" in message
-    assert requests_mock.call_count == 0
-
-
-def test_test_connection_reports_bad_settings(set_connection):
-    set_connection(data_center="mars")
-    ok, message = make_hook().test_connection()
-    assert ok is False
-    assert "mars" in message
-
-
-def test_test_connection_rejected_token_single_attempt(set_connection, requests_mock):
-    set_connection(access_token=ACCESS_TOKEN)
-    requests_mock.get(f"{US}/v1/userinfo", status_code=401)
-    ok, message = make_hook().test_connection()
-    assert ok is False
-    assert "401" in message
-    assert ACCESS_TOKEN not in message
-    assert requests_mock.call_count == 1
-
-
-def test_test_connection_without_credentials_fails(set_connection):
-    set_connection(password=None)
-    ok, message = make_hook().test_connection()
-    assert ok is False
-    assert "no API key" in message
-
-
 def test_prefixed_extra_names_are_read(set_connection):
     set_connection(**{"extra__cronofy__data_center": "sg", "extra__cronofy__timeout": "4"})
     hook = make_hook()

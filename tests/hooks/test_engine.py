@@ -244,7 +244,7 @@ def test_fatal_stop_is_bounded_by_the_in_flight_set(fake_api, gate_closed, statu
     assert error.not_attempted == keys[4:]  # exactly the items never sent, in input order
     assert ti.pushed["partial_result"] == error.results
     assert isinstance(error, AirflowFailException)
-    assert "36 item(s) were not attempted" in str(error)
+    assert "36 items were not attempted" in str(error)
 
 
 def test_unknown_calendar_is_fatal_under_concurrency(fake_api):

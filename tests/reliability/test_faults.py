@@ -491,7 +491,11 @@ def test_test_connection_counts_its_single_attempt(emulator):
     assert not ok
     assert "503" in message
     assert "1 attempt(s)" in message, message  # one attempt was made, not max_retries + 1
-    assert len(emulator.requests) == 1
+    # One attempt per credential (issue 17 added the API key's check, which met the 503).
+    assert [(r.path, r.status) for r in emulator.requests] == [
+        ("/v1/meeting_agents", 503),
+        ("/v1/userinfo", 200),
+    ]
     assert control.sleeps == []
 
 

@@ -2,7 +2,8 @@
 
 Both take an access token with the right scope (``create_event``, ``delete_event``) whose account
 owns the calendar (404 otherwise). An upsert of an existing event accepts a partial body
-(``event_id`` plus the fields to change); deleting an unknown event id answers 202, as deleting
+(``event_id`` plus the fields to change) unless the emulator's ``partial_event_updates`` is off;
+deleting an unknown event id answers 202, as deleting
 is idempotent at Cronofy. Every 202 counts in the state's ``event_writes``. Run with the state's
 lock held.
 """
@@ -77,8 +78,9 @@ def _upsert_event(
         elif profile != "none":
             field_errors["meeting_agent.profile_id"] = answers.invalid('must be "cronofy" or "none"')
     existing = state.events.get((calendar_id, event_id)) if event_id is not None else None
-    if existing is None or existing["deleted"]:
-        # A new event needs its required fields; an existing one accepts a partial update.
+    if existing is None or existing["deleted"] or not state.settings.partial_event_updates:
+        # A new event needs its required fields; an existing one accepts a partial update,
+        # unless the emulator plays a Cronofy that wants them on every upsert.
         for name in ("summary", "start", "end"):
             if data.get(name) in (None, ""):
                 field_errors[name] = answers.REQUIRED

@@ -94,6 +94,11 @@ class CronofyEmulator(FaultScripting):
         self.ssl_context = ssl_context
         self.rotate_refresh_tokens = False
         """When True, every refresh grant returns a new refresh token and invalidates the old one."""
+        self.partial_event_updates = True
+        """When True (default), an upsert of an existing event accepts a partial body (``event_id``
+        and the fields to change, e.g. only ``meeting_agent``); when False, every upsert needs
+        ``summary``, ``start`` and ``end`` (422 otherwise). Which one Cronofy does is unconfirmed:
+        ``make test-live`` finds out."""
         check_settings(self)
         self._latency: Latency = 0.0
         self._batch_rate_cost = "request"

@@ -15,12 +15,14 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 from airflow_provider_cronofy.testing.emulator.answers import Response, error, internal_error
 from airflow_provider_cronofy.testing.emulator.faults import Faults
 from airflow_provider_cronofy.testing.emulator.records import Record
+from airflow_provider_cronofy.testing.emulator.request_log import carried_ids
 from airflow_provider_cronofy.testing.emulator.routes import Routes
 from airflow_provider_cronofy.testing.emulator.traffic import Traffic
 
@@ -117,6 +119,7 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 60
     backend: Backend
     connection_id: int
+    _carried = ""  # what --verbose adds to the access-log line of the request being answered
 
     def setup(self) -> None:
         super().setup()
@@ -137,6 +140,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.backend.verbose():
             super().log_message(format, *args)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The access-log line, plus the scheduling key or event ids the request carried.
+        if isinstance(code, HTTPStatus):
+            code = code.value
+        self.log_message('"%s" %s %s%s', self.requestline, str(code), str(size), self._carried)
+        self._carried = ""
+
     def do_GET(self) -> None:
         self._handle()
 
@@ -153,6 +163,7 @@ class Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def _handle(self) -> None:
+        self._carried = ""
         traffic = self.backend.traffic
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
@@ -215,6 +226,7 @@ class Handler(BaseHTTPRequestHandler):
             response = internal_error()
         # Record the status before the client can see the answer and inspect the emulator.
         self.backend.traffic.finish(record, response)
+        self._carried = carried_ids(record.json) if self.backend.verbose() else ""
         self._send(response)
 
     def _read_body(self) -> bytes:

@@ -25,6 +25,7 @@ class Settings(Protocol):
     unknown_scheduling_key_status: int
     access_token_lifetime: int
     rotate_refresh_tokens: bool
+    partial_event_updates: bool
     verbose: bool
     ssl_context: ssl.SSLContext | None
 
