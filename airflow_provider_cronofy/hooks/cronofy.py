@@ -25,6 +25,7 @@ from airflow_provider_cronofy.exceptions import (
 )
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.hooks import error_messages
+from airflow_provider_cronofy.hooks.calendar_events import CalendarEventsJob
 from airflow_provider_cronofy.hooks.concurrency import BulkEngine, Job, ResultHandler
 from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
@@ -387,6 +388,31 @@ class CronofyHook(BaseHook):
             send=lambda request, cost: self.attempt(request, "access_token", cost),
             settle=self.transport.settle,
             outcome=lambda reply, event_id: self._event_outcome(reply, calendar_id, event_id, scope),
+            unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
+            cost_per_entry=per_entry,
+        )
+
+    def calendar_event_cancellations(self, *, delete_event: bool, use_batch: bool = True) -> Job:
+        """The bulk job that cancels the agents of ``(calendar_id, event_id)`` items of any calendars.
+
+        See :class:`~.calendar_events.CalendarEventsJob`: batches (with ``use_batch``) mix
+        calendars and count against the pacer as :meth:`event_cancellations`' do; a 404 fails
+        only the events of that calendar. Each result is ``None`` (cancelled) or the event's error.
+        """
+        settings = self.settings
+        per_entry = settings.batch_rate_cost == "entries"
+        limits = [
+            limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit
+        ]
+        scope = event_scope(delete_event)
+        return CalendarEventsJob(
+            delete_event=delete_event,
+            use_batch=use_batch,
+            send=lambda request, cost: self.attempt(request, "access_token", cost),
+            settle=self.transport.settle,
+            api_error=lambda reply, event_id: self._api_error(
+                reply, event_id, credential="access token", scope=scope
+            ),
             unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
             cost_per_entry=per_entry,
         )
