@@ -41,9 +41,16 @@ def normalise_events(value: object) -> list[EventKey]:
     position (nothing is sent).
     """
     if isinstance(value, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(value, Sequence):
+        # A template rendered to text (no render_template_as_native_obj) arrives as a string.
+        hint = (
+            " Pass the list itself (an XComArg, or a template with render_template_as_native_obj=True "
+            "on the DAG)."
+            if isinstance(value, str)
+            else ""
+        )
         raise CronofyInputError(
             'events must be a list of {"calendar_id": ..., "event_id": ...} dicts, got '
-            f"{type(value).__name__}: {value!r:.100}."
+            f"{type(value).__name__}: {value!r:.100}.{hint}"
         )
     problems: list[str] = []
     keys: list[EventKey] = []

@@ -138,6 +138,13 @@ def test_events_that_is_not_a_list_is_refused(requests_mock, value):
     assert requests_mock.call_count == 0
 
 
+def test_a_list_rendered_to_text_says_how_to_pass_the_list(requests_mock):
+    rendered = str([ev("cal_a", "e1")])  # a Jinja template without render_template_as_native_obj
+    with pytest.raises(CronofyInputError, match="render_template_as_native_obj=True"):
+        integrated(rendered).execute({})
+    assert requests_mock.call_count == 0
+
+
 def test_more_than_ten_bad_entries_are_counted(requests_mock):
     with pytest.raises(CronofyInputError) as info:
         integrated([ev("cal_a", "")] * 12).execute({})

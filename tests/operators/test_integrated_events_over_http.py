@@ -141,3 +141,19 @@ def test_a_revoked_token_stops_the_run_and_no_token_leaks(cronofy, monkeypatch):
     assert len(info.value.not_attempted) == 40
     for text in (str(info.value), json.dumps(ti.pushed)):
         assert all(token not in text for token in TOKENS.values())
+
+
+def test_with_batches_in_flight_an_unknown_calendar_costs_at_most_one_batch_per_worker(cronofy):
+    """Only batches already on the wire when the first 404 came back carry the unknown calendar."""
+    cronofy.latency = 0.05  # batches overlap
+    unknown = [ev("cal_nowhere", f"n{i:03d}") for i in range(400)]
+    known = events_of("acme", per_calendar=10)
+    with pytest.raises(CronofyBulkError) as info:
+        CancelIntegratedMeetingAgentOperator(
+            task_id="acme", cronofy_conn_id="cronofy_acme", events=unknown + known, max_concurrency=2
+        ).execute({})
+    sent = [e for r in batches(cronofy) for e in r.json["batch"]]  # type: ignore[index]
+    assert 50 <= sum(1 for e in sent if "cal_nowhere" in e["relative_url"]) <= 2 * 50
+    assert [f.item for f in info.value.failures] == unknown  # every one listed, none lost
+    assert info.value.results == {"cancelled": known}
+    assert sum(1 for e in sent if "cal_nowhere" not in e["relative_url"]) == len(known)  # each once
