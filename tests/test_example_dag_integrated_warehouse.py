@@ -8,18 +8,19 @@ writes ``cronofy_event_cancellation_audit``; the tests read that table back.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_cronofy.testing import CronofyEmulator
+from tests import test_example_dag_warehouse as scheduled_example
 from tests.conftest import EXAMPLE_DAGS
-from tests.test_example_dag_warehouse import SEED_SQL, state
 from tests.test_example_dags import dag_bag
 
 DAG_ID = "cronofy_cancel_integrated_from_warehouse"
+warehouse = scheduled_example.warehouse  # the same SQLite warehouse, seeded with both tables
+state = scheduled_example.state
 TOKENS = {"acme": "acme-warehouse-token-51c0", "globex": "globex-warehouse-token-d3a8"}
 CALENDARS = {"acme": ["cal_acme_sales", "cal_acme_support"], "globex": ["cal_globex_main"]}
 UNSHARED = "cal_globex_shared"  # in the table, but not (yet) a calendar the globex token can see
@@ -33,18 +34,6 @@ CALLED_OFF = {
     ("globex", UNSHARED, "evt-4004"),
 }
 CONFIRMED = {("acme", "cal_acme_sales", "evt-3002"), ("globex", "cal_globex_main", "evt-4002")}
-
-
-@pytest.fixture
-def warehouse(tmp_path, monkeypatch):
-    path = tmp_path / "warehouse.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(SEED_SQL.read_text())
-    db.close()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_MEETINGS_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)})
-    )
-    return path
 
 
 @pytest.fixture
