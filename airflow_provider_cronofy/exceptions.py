@@ -93,9 +93,13 @@ def stops_a_bulk_run(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class ItemFailure:
-    """One item of a bulk run that failed: the item, the last HTTP status (or None) and why."""
+    """One item of a bulk run that failed: the item, the last HTTP status (or None) and why.
 
-    item: str
+    The item is a scheduling key or an event id; for the integrated operator's ``events``, a
+    ``{"calendar_id", "event_id"}`` dict.
+    """
+
+    item: Any
     status_code: int | None
     reason: str
 

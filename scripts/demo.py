@@ -10,6 +10,12 @@ The warehouse DAG (``cancel_from_warehouse.py``) reads a SQLite "warehouse" seed
 (503 asking to wait an hour) on one key, the second finishes the job and sends nothing for the
 keys the first one cancelled. The demo proves that from the emulator's request log and prints the
 audit table.
+
+The many-accounts DAG (``cronofy_cancel_integrated_from_warehouse``, same file) reads the
+warehouse's ``integrated_meetings`` and maps one cancel task per Cronofy account (``acme`` and
+``globex``, connections ``cronofy_acme`` and ``cronofy_globex``). In run 1 one of globex's
+calendars is unknown to its token (404): only that calendar's events fail. The calendar is shared
+again before run 2, which sends only those events. The demo prints the event audit table.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ REFRESH_TOKEN = "demo-refresh-token"
 
 WAREHOUSE = HOME / "warehouse.db"
 WAREHOUSE_DAG = "cronofy_cancel_from_warehouse"
+INTEGRATED_DAG = "cronofy_cancel_integrated_from_warehouse"
+ACCOUNT_TOKENS = {"acme": "demo-acme-access-token", "globex": "demo-globex-access-token"}
+UNSHARED_CALENDAR = "cal_globex_shared"  # unknown to globex's token during run 1
 # Sent first (the DAG reads keys in order, one request in flight); the emulator answers it 503
 # during run 1.
 OUTAGE_KEY = "crm-deal-2001-kickoff"
@@ -102,6 +111,118 @@ def run_warehouse_dag(emulator: Any, run: int, connection: str) -> tuple[bool, l
     return succeeded, sent
 
 
+def integrated_rows() -> list[tuple[str, str, str, str]]:
+    """(account, calendar_id, event_id, status) of the warehouse's integrated_meetings."""
+    with sqlite3.connect(WAREHOUSE) as db:
+        rows = db.execute(
+            "SELECT account, calendar_id, event_id, status FROM integrated_meetings "
+            "ORDER BY account, calendar_id, event_id"
+        ).fetchall()
+    db.close()
+    return rows
+
+
+def event_audit_table() -> list[tuple[Any, ...]]:
+    with sqlite3.connect(WAREHOUSE) as db:
+        rows = db.execute(
+            "SELECT run_id, account, calendar_id, event_id, outcome, reason "
+            "FROM cronofy_event_cancellation_audit ORDER BY recorded_at, run_id, account, calendar_id, event_id"
+        ).fetchall()
+    db.close()
+    return rows
+
+
+def batch_entries(emulator: Any, since: int) -> list[tuple[str, str, str, int]]:
+    """(account, calendar, event id, entry status) of each batch entry received since request ``since``."""
+    account_of = {f"Bearer {token}": account for account, token in ACCOUNT_TOKENS.items()}
+    entries = []
+    for request in emulator.requests[since:]:
+        if request.path == "/v1/batch" and request.batch_entries:
+            account = account_of.get(request.headers.get("authorization", ""), "?")
+            for entry in request.batch_entries:
+                entries.append(
+                    (account, entry.relative_url.split("/")[3], entry.data["event_id"], entry.status)
+                )
+    return entries
+
+
+def run_integrated_warehouse_dag(emulator: Any) -> list[str]:
+    """Step 5: the many-accounts DAG twice; print what was sent and the audit; return the problems."""
+    rows = integrated_rows()
+    env = {
+        f"AIRFLOW_CONN_CRONOFY_{account.upper()}": emulator.airflow_connection_json(access_token=token)
+        for account, token in ACCOUNT_TOKENS.items()
+    }
+    for account, token in ACCOUNT_TOKENS.items():
+        emulator.add_access_token(token, account_id=f"acc_{account}")
+    for account, calendar, event_id, _ in rows:
+        if calendar != UNSHARED_CALENDAR:
+            emulator.add_calendar(calendar, access_token=ACCOUNT_TOKENS[account])
+            emulator.add_event(calendar, event_id)
+    called_off = {(a, c, e) for a, c, e, status in rows if status == "called_off"}
+    accounts = sorted({a for a, *_ in rows})
+    print(
+        f"5/6 Running {INTEGRATED_DAG} twice: {len(called_off)} called-off events of {len(rows)} in "
+        f"integrated_meetings, accounts {', '.join(accounts)} (one mapped task each, connections "
+        f"{', '.join('cronofy_' + a for a in accounts)}); in run 1 {UNSHARED_CALENDAR} is unknown to "
+        "globex's token, and is shared again before run 2:"
+    )
+    outcomes = []
+    for run in (1, 2):
+        if run == 2:
+            emulator.add_calendar(UNSHARED_CALENDAR, access_token=ACCOUNT_TOKENS["globex"])
+            for _account, calendar, event_id, _ in rows:
+                if calendar == UNSHARED_CALENDAR:
+                    emulator.add_event(calendar, event_id)
+        before = len(emulator.requests)
+        log_name = f"{INTEGRATED_DAG}-run{run}.log"
+        result = airflow("dags", "test", INTEGRATED_DAG, log_name=log_name, may_fail=True, env=env)
+        output = result.stdout + result.stderr
+        ok = result.returncode == 0 and ("state=success" in output or "DagRunState.SUCCESS" in output)
+        sent = batch_entries(emulator, before)
+        batches = sum(1 for r in emulator.requests[before:] if r.path == "/v1/batch")
+        print(
+            f"    run {run}: {'success' if ok else 'failed'} (log: {HOME.name}/{log_name}); {batches} batch(es):"
+        )
+        for account, calendar, event_id, status in sent:
+            print(f"      {account:8s} {calendar:20s} {event_id:10s} -> {status}")
+        outcomes.append((ok, sent))
+    audit = event_audit_table()
+    print(f"    Audit table cronofy_event_cancellation_audit ({len(audit)} rows):")
+    print(f"      {'run_id':42s} {'account':8s} {'calendar_id':20s} {'event_id':10s} {'outcome':10s} reason")
+    for run_id, account, calendar, event_id, outcome, reason in audit:
+        print(f"      {run_id:42s} {account:8s} {calendar:20s} {event_id:10s} {outcome:10s} {reason or ''}")
+
+    problems = []
+    (first_ok, first_sent), (second_ok, second_sent) = outcomes
+    unshared = {k for k in called_off if k[1] == UNSHARED_CALENDAR}
+    if first_ok:
+        problems.append(f"{INTEGRATED_DAG} run 1 succeeded although {UNSHARED_CALENDAR} was unknown")
+    if not second_ok:
+        problems.append(f"{INTEGRATED_DAG} run 2 failed")
+    if {(a, c, e) for a, c, e, _ in first_sent} != called_off:
+        problems.append(f"{INTEGRATED_DAG} run 1 did not send exactly the called-off events")
+    if {(a, c, e) for a, c, e, _ in second_sent} != unshared:
+        problems.append(f"{INTEGRATED_DAG} run 2 sent {second_sent}, expected only {sorted(unshared)}")
+    runs = list(dict.fromkeys(run_id for run_id, *_ in audit))
+    if len(runs) != 2:
+        problems.append(f"the event audit holds {len(runs)} run(s), expected 2")
+    else:
+        first = {(a, c, e): o for r, a, c, e, o, _ in audit if r == runs[0]}
+        second = {(a, c, e): o for r, a, c, e, o, _ in audit if r == runs[1]}
+        expected = {k: "failed" if k in unshared else "cancelled" for k in called_off}
+        if first != expected:
+            problems.append(f"event audit of run 1: {first}, expected {expected}")
+        if second != dict.fromkeys(unshared, "cancelled"):
+            problems.append(f"event audit of run 2: {second}")
+    events = emulator.events
+    for _account, calendar, event_id, status in rows:
+        has_agent = events[(calendar, event_id)]["meeting_agent"] is not None
+        if has_agent == (status == "called_off"):
+            problems.append(f"{calendar}/{event_id} ({status}) agent {'kept' if has_agent else 'removed'}")
+    return problems
+
+
 def main() -> int:
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir()
@@ -118,7 +239,7 @@ def main() -> int:
     called_off = [r["scheduling_key"] for r in rows if r["status"] == "called_off"]
     confirmed = [r["scheduling_key"] for r in rows if r["status"] != "called_off"]
 
-    print(f"1/5 Setting up Airflow in {HOME.relative_to(ROOT)} (SQLite metadata database) ...")
+    print(f"1/6 Setting up Airflow in {HOME.relative_to(ROOT)} (SQLite metadata database) ...")
     airflow("db", "migrate", log_name="db-migrate.log")
     airflow("pools", "set", "cronofy_api", "1", "Cronofy API, rate limited per application")
     wh_called_off, wh_confirmed = seed_warehouse()
@@ -140,12 +261,12 @@ def main() -> int:
             access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN
         )
         print(
-            f"2/5 Cronofy emulator on {emulator.url}: {len(emulator.scheduled_agents)} scheduled agents, "
+            f"2/6 Cronofy emulator on {emulator.url}: {len(emulator.scheduled_agents)} scheduled agents, "
             f"3 events with agents; SQLite warehouse {HOME.name}/{WAREHOUSE.name}: "
             f"{len(wh_called_off)} called-off meetings, {len(wh_confirmed)} confirmed"
         )
 
-        print("3/5 Running the example DAGs with `airflow dags test` ...")
+        print("3/6 Running the example DAGs with `airflow dags test` ...")
         for dag_id in ("cronofy_cancel_scheduled_agents", "cronofy_cancel_integrated_agents"):
             result = airflow("dags", "test", dag_id, log_name=f"{dag_id}.log")
             output = result.stdout + result.stderr
@@ -160,7 +281,7 @@ def main() -> int:
                 return 1
 
         print(
-            f"4/5 Running {WAREHOUSE_DAG} twice; during run 1 Cronofy answers 503 to {OUTAGE_KEY} and asks "
+            f"4/6 Running {WAREHOUSE_DAG} twice; during run 1 Cronofy answers 503 to {OUTAGE_KEY} and asks "
             "to wait an hour (Retry-After: 3600, more than the hook sleeps for, so the key fails at once; "
             "this demo's connection keeps one request in flight, so that key is the first one sent):"
         )
@@ -179,17 +300,19 @@ def main() -> int:
             f"{len(cancelled_by_first)} key(s) run 1 cancelled ({', '.join(cancelled_by_first)})."
         )
 
+        audit = audit_table()
+        print(f"    Audit table cronofy_cancellation_audit ({len(audit)} rows):")
+        print(f"      {'run_id':42s} {'recorded_at':19s}  {'scheduling_key':24s} {'outcome':10s} reason")
+        for run_id, recorded_at, key, outcome, reason in audit:
+            print(f"      {run_id:42s} {recorded_at:19s}  {key:24s} {outcome:10s} {reason or ''}")
+
+        integrated_problems = run_integrated_warehouse_dag(emulator)
+
         agents = emulator.scheduled_agents
-        events = emulator.events
+        events = {key: event for key, event in emulator.events.items() if key[0] == "cal_demo"}
         requests = emulator.requests
 
-    audit = audit_table()
-    print(f"    Audit table cronofy_cancellation_audit ({len(audit)} rows):")
-    print(f"      {'run_id':42s} {'recorded_at':19s}  {'scheduling_key':24s} {'outcome':10s} reason")
-    for run_id, recorded_at, key, outcome, reason in audit:
-        print(f"      {run_id:42s} {recorded_at:19s}  {key:24s} {outcome:10s} {reason or ''}")
-
-    print("5/5 What the emulator saw:")
+    print("6/6 What the emulator saw:")
     print(f"    {len(requests)} requests on {emulator.connections_opened} TCP connection(s)")
     for method, path in sorted({(r.method, r.path) for r in requests}):
         count = sum(1 for r in requests if (r.method, r.path) == (method, path))
@@ -216,12 +339,14 @@ def main() -> int:
     problems += warehouse_problems(
         first_ok, second_ok, first_sent, second_sent, audit, agents, wh_called_off, wh_confirmed
     )
+    problems += integrated_problems
     if problems:
         print("DEMO FAILED: " + "; ".join(problems))
         return 1
     print(
         "Demo OK: the called-off meetings' agents are cancelled, the rest untouched; the warehouse "
-        "DAG's re-run sent nothing for the keys its first run cancelled."
+        "DAGs' re-runs sent nothing for what their first runs cancelled; an unknown calendar cost "
+        "only its own events."
     )
     return 0
 

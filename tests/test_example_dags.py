@@ -34,6 +34,7 @@ def test_example_dags_import_without_errors():
         "cronofy_cancel_scheduled_agents",
         "cronofy_cancel_integrated_agents",
         "cronofy_cancel_from_warehouse",
+        "cronofy_cancel_integrated_from_warehouse",
     }
 
 

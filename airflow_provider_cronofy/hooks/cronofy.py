@@ -26,6 +26,7 @@ from airflow_provider_cronofy.exceptions import (
 )
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.hooks import connection_check, error_messages
+from airflow_provider_cronofy.hooks.calendar_events import CalendarEventsJob, events_path
 from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.engine import BulkEngine, Job, ResultHandler, UnitGate
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
@@ -47,7 +48,6 @@ from airflow_provider_cronofy.hooks.transport import (
     open_session,
 )
 from airflow_provider_cronofy.validation import (
-    calendar_path_segment,
     check_choice,
     check_json_body,
     check_method,
@@ -400,7 +400,7 @@ class CronofyHook(BaseHook):
 
         :raises CronofyInputError: ``calendar_id`` or ``event_id`` is unusable.
         """
-        return self._event_call(_events_path(calendar_id), calendar_id, event_id, delete_event)
+        return self._event_call(events_path(calendar_id), calendar_id, event_id, delete_event)
 
     def _event_call(self, path: str, calendar_id: str, event_id: str, delete_event: bool) -> Call:
         validate_item("event_id", event_id)
@@ -422,7 +422,7 @@ class CronofyHook(BaseHook):
 
         :raises CronofyInputError: ``calendar_id`` is unusable.
         """
-        path = _events_path(calendar_id)
+        path = events_path(calendar_id)
         if not use_batch:
             return self.per_item_job(
                 lambda event_id: self._event_call(path, calendar_id, event_id, delete_event)
@@ -439,6 +439,31 @@ class CronofyHook(BaseHook):
             send=lambda request, cost, gate: self.attempt(request, "access_token", cost, gate),
             settle=self.transport.settle,
             outcome=lambda reply, event_id: self._event_outcome(reply, calendar_id, event_id, scope),
+            unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
+            cost_per_entry=per_entry,
+        )
+
+    def cross_calendar_cancellation_job(self, *, delete_event: bool, use_batch: bool = True) -> Job:
+        """The bulk job that cancels the agents of ``(calendar_id, event_id)`` items of any calendars.
+
+        See :class:`~.calendar_events.CalendarEventsJob`: batches (with ``use_batch``) mix
+        calendars and count against the pacer as :meth:`event_cancellation_job`'s do; a 404 fails
+        only the events of that calendar. Each result is ``None`` (cancelled) or the event's error.
+        """
+        settings = self.settings
+        per_entry = settings.batch_rate_cost == "entries"
+        limits = [
+            limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit
+        ]
+        scope = event_scope(delete_event)
+        return CalendarEventsJob(
+            delete_event=delete_event,
+            use_batch=use_batch,
+            send=lambda request, cost, gate: self.attempt(request, "access_token", cost, gate),
+            settle=self.transport.settle,
+            api_error=lambda reply, event_id: self._api_error(
+                reply, event_id, credential="access token", scope=scope
+            ),
             unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
             cost_per_entry=per_entry,
         )
@@ -566,11 +591,3 @@ class _PerItemJob:
     def settle(self, item: Any, retry: RetryLater, attempts: int) -> Any:
         call = self._make_call(item)
         return call.interpret(self._hook.transport.settle(call.request, retry, attempts))
-
-
-def _events_path(calendar_id: str) -> str:
-    """``/v1/calendars/{calendar_id}/events``, the id percent-encoded as one path segment.
-
-    :raises CronofyInputError: ``calendar_id`` is unusable.
-    """
-    return f"/v1/calendars/{calendar_path_segment(calendar_id)}/events"

@@ -76,14 +76,21 @@ def check_deferral_args(deferrable: object, defer_after: object) -> float:
     return float(defer_after)
 
 
-def fingerprint(subject: str, items: Sequence[str]) -> str:
-    """``"<count>:<sha256 prefix>"`` of ``subject`` and ``items`` (length-prefixed, so unambiguous)."""
+def fingerprint(subject: str, items: Sequence[Any]) -> str:
+    """``"<count>:<sha256 prefix>"`` of ``subject`` and ``items`` (length-prefixed, so unambiguous).
+
+    An item is a string, or a tuple of strings (``(calendar_id, event_id)``: every part counts).
+    """
     digest = hashlib.sha256()
-    for text in (subject, *items):
+    for text in (subject, *(part for item in items for part in _parts(item))):
         data = text.encode("utf-8", "surrogatepass")
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data)
     return f"{len(items)}:{digest.hexdigest()[:32]}"
+
+
+def _parts(item: Any) -> tuple[str, ...]:
+    return tuple(item) if isinstance(item, tuple) else (item,)
 
 
 @dataclass

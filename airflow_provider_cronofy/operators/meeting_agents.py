@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cronofy._compat import BaseOperator, TaskDeferred, conf
-from airflow_provider_cronofy.exceptions import CronofyBulkError
+from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
 from airflow_provider_cronofy.operators.deferral import (
@@ -21,6 +21,13 @@ from airflow_provider_cronofy.operators.deferral import (
     carried_state,
     check_deferral_args,
     segmented_if_deferrable,
+)
+from airflow_provider_cronofy.operators.integrated_events import (
+    dry_run_events,
+    normalise_events,
+    present_error,
+    present_results,
+    remember_unknown_calendars,
 )
 from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
 from airflow_provider_cronofy.wording import plural
@@ -42,10 +49,11 @@ def _hook(conn_id: str, max_concurrency: int | None = None) -> CronofyHook:
 
 
 def _keep_partial_results(
-    context: Mapping[str, Any], results: dict[str, list[str]], error: BaseException
+    context: Mapping[str, Any], results: Mapping[str, list[Any]], error: BaseException
 ) -> None:
     """Push what succeeded (XCom ``partial_result``) and, for a :class:`CronofyBulkError`, each
-    failed item (XCom ``failures``: ``[{"item", "status_code", "reason"}]``, reasons redacted).
+    failed item (XCom ``failures``: ``[{"item", "status_code", "reason"}]``, reasons redacted;
+    for ``events``, ``[{"calendar_id", "event_id", "status_code", "reason"}]``).
 
     ``error`` is what stopped the run; anything but a bulk error (an ``execution_timeout``)
     pushes ``partial_result`` only.
@@ -59,11 +67,17 @@ def _keep_partial_results(
         ti.xcom_push(key="partial_result", value=results)
         if isinstance(error, CronofyBulkError):
             failures = [
-                {"item": f.item, "status_code": f.status_code, "reason": f.reason} for f in error.failures
+                {**_failed_item(f.item), "status_code": f.status_code, "reason": f.reason}
+                for f in error.failures
             ]
             ti.xcom_push(key="failures", value=failures)
     except Exception:  # the original error matters more than a lost XCom
         log.warning("Could not push the partial_result XCom.", exc_info=True)
+
+
+def _failed_item(item: Any) -> dict[str, Any]:
+    # An event of ``events`` is already a {"calendar_id", "event_id"} dict: its keys lead.
+    return dict(item) if isinstance(item, dict) else {"item": item}
 
 
 DRY_RUN_ITEMS_LOGGED = 100
@@ -119,7 +133,7 @@ class _MeetingAgentOperator(BaseOperator):
         check_deferral_args(self.deferrable, self.defer_after)
         return dry_run
 
-    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
         raise NotImplementedError
 
     def _cancel_all(
@@ -127,7 +141,7 @@ class _MeetingAgentOperator(BaseOperator):
         context: Any,
         hook: CronofyHook,
         job: Job,
-        items: list[str],
+        items: Sequence[Any],
         *,
         resume: Mapping[str, Any] | None,
         result_values: Mapping[str, Any],
@@ -135,28 +149,33 @@ class _MeetingAgentOperator(BaseOperator):
         name: str,
         noun: str,
         noun_plural: str | None = None,
-    ) -> dict[str, list[str]]:
+        events: bool = False,
+    ) -> dict[str, list[Any]]:
         """Send ``items`` with ``job`` through the hook's bulk engine (in segments when deferrable).
 
         ``result_values`` maps each outcome, in the order the return value lists them, to the
         result the hook's call gives for it. What succeeded is pushed as ``partial_result`` (and
         the failures as ``failures``) when the run fails or is interrupted; a deferral is not a
-        failure.
+        failure. With ``events`` the items are ``(calendar_id, event_id)`` keys, shown as dicts
+        in the return value, the XComs and the error (see :mod:`.integrated_events`).
         """
-        results: dict[str, list[str]] = {outcome: [] for outcome in result_values}
+        results: dict[str, list[Any]] = {outcome: [] for outcome in result_values}
+        run = segmented_if_deferrable(
+            self,
+            lambda batch, on_result: hook.run_many(batch, job, on_result),
+            hook,
+            job,
+            resume=resume,
+            subject=subject,
+            name=name,
+            result_values=result_values,
+        )
+        if events:  # a calendar that answered 404 before a deferral is not asked again after it
+            run = remember_unknown_calendars(run, job)
         try:
-            return run_bulk(
+            done = run_bulk(
                 items,
-                segmented_if_deferrable(
-                    self,
-                    lambda batch, on_result: hook.run_many(batch, job, on_result),
-                    hook,
-                    job,
-                    resume=resume,
-                    subject=subject,
-                    name=name,
-                    result_values=result_values,
-                ),
+                run,
                 outcome_of=lambda result: next(o for o, v in result_values.items() if v == result),
                 noun=noun,
                 noun_plural=noun_plural,
@@ -168,12 +187,19 @@ class _MeetingAgentOperator(BaseOperator):
         except TaskDeferred:  # a deferrable run waits for the rate limit's next window
             raise
         except BaseException as error:  # CronofyBulkError, or an execution_timeout mid-run
-            _keep_partial_results(context, results, error)
-            raise
+            if not events:
+                _keep_partial_results(context, results, error)
+                raise
+            shown = present_error(error, len(items))
+            _keep_partial_results(context, present_results(results), shown)
+            if shown is error:
+                raise
+            raise shown from None  # the same error, its items as dicts and its message by calendar
+        return present_results(done) if events else done
 
     def execute_complete(
         self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
-    ) -> dict[str, list[str]]:
+    ) -> dict[str, list[Any]]:
         """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
         return self.execute(context, resume=carried_state(event, resume))
 
@@ -265,7 +291,7 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
 
 
 class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
-    """Cancel the Meeting Agents of calendar events.
+    """Cancel the Meeting Agents of calendar events: of one calendar, or of many in one task.
 
     By default removes the agent and keeps the event: ``POST /v1/calendars/{calendar_id}/events``
     with ``{"event_id": ..., "meeting_agent": {"profile_id": "none"}}``. With
@@ -273,12 +299,26 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
     with ``{"event_id": ...}``), which cancels its agent too. Authorised by the connection's access
     token, refreshed by the hook when the connection has ``client_id`` and ``refresh_token``.
 
+    Give either ``calendar_id`` + ``event_id`` (one calendar) or ``events`` (any calendars of the
+    connection's account); both, or neither, is refused before anything is sent.
+
     :param calendar_id: the calendar holding the events (templated).
     :param event_id: one event id, or a list or tuple of them (templated); duplicates once; an
         empty list sends nothing and succeeds. One string holding a comma is refused, as for
         ``scheduling_key`` of the other operator.
+    :param events: a list of ``{"calendar_id": ..., "event_id": ...}`` dicts (templated; an
+        upstream task's XCom of warehouse rows is the everyday case; other keys of a dict are
+        ignored). Every entry is checked before the first request, and the error names each bad
+        one by its position; the same calendar and event twice are sent once; an empty list sends
+        nothing and succeeds. The events go 50 to a ``POST /v1/batch`` whatever their calendars
+        (with ``use_batch=False``, one request per event to its own calendar). An unknown
+        calendar (Cronofy answers 404) fails that calendar's events only: each is listed, and
+        those not sent yet when the 404 came back fail without being sent (their reason begins
+        ``not sent:``); the other calendars' events go on. A 401, 402, 403, 423 or a refused
+        refresh token still stops the whole run: the token is the account's.
     :param delete_event: delete the events instead of removing their agents (a bool).
-    :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
+    :param cronofy_conn_id: the ``cronofy`` connection to use (templated): one per Cronofy
+        account; map the operator over it to cancel for many accounts.
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
         connection's ``max_concurrency`` extra, or the
         per-second rate limit (50 by default; 20 with pacing per second off).
@@ -287,29 +327,34 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
     :param dry_run: check the input and the connection (its settings, and an access token or
         what refreshing one needs) exactly as a real run would, log what would be sent, and send
         nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
-        in input order, duplicates once]}``.
+        in input order, duplicates once]}`` (with ``events``: ``[{"calendar_id", "event_id"}]``).
     :param deferrable: free the worker slot while the run waits for the rate limit's next window
         (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
         See :mod:`airflow_provider_cronofy.operators.deferral`.
     :param defer_after: seconds (a number above 0, default 10): a deferrable run defers when its
         next allowed send is further away than this, and sends on in the worker otherwise.
 
-    :return: (the XCom) ``{"cancelled": [event ids]}`` in input order.
+    :return: (the XCom) ``{"cancelled": [event ids]}`` in input order; with ``events``,
+        ``{"cancelled": [{"calendar_id", "event_id"}, ...]}`` in input order.
     :raises CronofyInputError: an argument is invalid (nothing is sent).
-    :raises CronofyBulkError: some events failed after retries; the error lists each one. A 404
-        (the calendar is unknown or not accessible to the token), 401, 402, 403 or 423 stops the
-        run (a ``CronofyFatalBulkError``). What did succeed is in the XCom ``partial_result``, each
-        failure (item, status, reason) in the XCom ``failures``.
+    :raises CronofyBulkError: some events failed after retries; the error lists each one. With
+        ``calendar_id``, a 404 (the calendar is unknown or not accessible to the token), 401, 402,
+        403 or 423 stops the run (a ``CronofyFatalBulkError``); with ``events``, a 404 fails only
+        its calendar's events. What did succeed is in the error's ``results`` and the XCom
+        ``partial_result``, each failure (item, status, reason) in the error's ``failures`` and
+        the XCom ``failures``; with ``events`` these hold ``{"calendar_id", "event_id"}`` dicts
+        (the XCom ``failures``: ``{"calendar_id", "event_id", "status_code", "reason"}``).
     """
 
-    template_fields: Sequence[str] = ("calendar_id", "event_id", "cronofy_conn_id")
-    template_fields_renderers = {"event_id": "json"}  # noqa: RUF012 - as BaseOperator declares it
+    template_fields: Sequence[str] = ("calendar_id", "event_id", "events", "cronofy_conn_id")
+    template_fields_renderers = {"event_id": "json", "events": "json"}  # noqa: RUF012 - as BaseOperator declares it
 
     def __init__(
         self,
         *,
-        calendar_id: str,
-        event_id: str | Sequence[str],
+        calendar_id: str | None = None,
+        event_id: str | Sequence[str] | None = None,
+        events: Sequence[Mapping[str, Any]] | None = None,
         delete_event: bool = False,
         use_batch: bool = True,
         **kwargs: Any,
@@ -317,23 +362,27 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
         super().__init__(**kwargs)
         self.calendar_id = calendar_id
         self.event_id = event_id
+        self.events = events
         self.delete_event = delete_event
         self.use_batch = use_batch
 
-    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
-        """Remove the agent from (or delete) every event; return ``{"cancelled": [event ids]}``.
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+        """Remove the agent from (or delete) every event; return ``{"cancelled": [...]}``.
 
         ``resume`` is the state a deferred run carries (see :meth:`execute_complete`).
         """
         delete_event = check_bool("delete_event", self.delete_event)
         use_batch = check_bool("use_batch", self.use_batch)
         dry_run = self._check_shared_arguments()
+        if self._check_form():
+            return self._execute_events(context, resume, delete_event, use_batch, dry_run)
         segment = calendar_path_segment(self.calendar_id)
         event_ids = normalise_items("event_id", self.event_id)
         if not event_ids and not dry_run:
             self.log.info("No event ids given: nothing to cancel.")
             return {"cancelled": []}
         calendar_id = self.calendar_id
+        assert isinstance(calendar_id, str)  # calendar_path_segment checked it
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.validate()  # the connection, before the first request
             hook.require_calendar_credentials()
@@ -354,4 +403,55 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
                 name="event ids",
                 noun=f"event of calendar {calendar_id!r}",
                 noun_plural=f"events of calendar {calendar_id!r}",
+            )
+
+    def _check_form(self) -> bool:
+        """Whether ``events`` is given; raise :class:`CronofyInputError` for both forms or neither.
+
+        Without ``events``, ``calendar_id`` and ``event_id`` are checked as they always were.
+        """
+        given = [name for name in ("calendar_id", "event_id") if getattr(self, name) is not None]
+        if self.events is not None and given:
+            raise CronofyInputError(
+                f"Give either events or calendar_id + event_id, not both (got events and "
+                f"{' and '.join(given)}); nothing was sent."
+            )
+        if self.events is None and not given:
+            raise CronofyInputError(
+                'Give events (a list of {"calendar_id": ..., "event_id": ...} dicts) or calendar_id '
+                "+ event_id; none of them was given. Nothing was sent."
+            )
+        return self.events is not None
+
+    def _execute_events(
+        self,
+        context: Any,
+        resume: Mapping[str, Any] | None,
+        delete_event: bool,
+        use_batch: bool,
+        dry_run: bool,
+    ) -> dict[str, list[Any]]:
+        events = normalise_events(self.events)
+        if not events and not dry_run:
+            self.log.info("No events given: nothing to cancel.")
+            return {"cancelled": []}
+        with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
+            hook.validate()  # the connection, before the first request
+            hook.require_calendar_credentials()
+            if dry_run:
+                method = "DELETE" if delete_event else "POST"
+                how = " (50 to a POST /v1/batch, calendars mixed)" if use_batch else ""
+                return dry_run_events(self.log, method + how, hook.base_url, events)
+            return self._cancel_all(
+                context,
+                hook,
+                hook.cross_calendar_cancellation_job(delete_event=delete_event, use_batch=use_batch),
+                events,
+                resume=resume,
+                result_values={"cancelled": None},
+                # The fingerprint covers each (calendar_id, event_id); the action counts too.
+                subject=f"events delete_event={delete_event}",
+                name="events",
+                noun="event",
+                events=True,
             )

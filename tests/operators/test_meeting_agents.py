@@ -170,6 +170,7 @@ def test_template_fields():
     assert set(CancelIntegratedMeetingAgentOperator.template_fields) == {
         "calendar_id",
         "event_id",
+        "events",
         "cronofy_conn_id",
     }
 

@@ -12,15 +12,15 @@ from tests.lines import LINE
 
 
 @pytest.mark.parametrize(
-    ("operator", "field"),
+    ("operator", "fields"),
     [
-        (CancelScheduledMeetingAgentOperator, "scheduling_key"),
-        (CancelIntegratedMeetingAgentOperator, "event_id"),
+        (CancelScheduledMeetingAgentOperator, ["scheduling_key"]),
+        (CancelIntegratedMeetingAgentOperator, ["event_id", "events"]),
     ],
 )
-def test_the_list_field_renders_as_json(operator, field):
-    assert operator.template_fields_renderers == {field: "json"}
-    assert field in operator.template_fields
+def test_the_list_fields_render_as_json(operator, fields):
+    assert operator.template_fields_renderers == dict.fromkeys(fields, "json")
+    assert set(fields) <= set(operator.template_fields)
 
 
 @pytest.mark.skipif(
