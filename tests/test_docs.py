@@ -110,3 +110,11 @@ def test_readme_links_to_every_docs_page():
     top_level = sorted(p.relative_to(ROOT).as_posix() for p in DOCS.glob("*.md") if p.name != "index.md")
     missing = [page for page in top_level if f"]({page}" not in readme]
     assert missing == [], f"README.md links to no {missing}"
+
+
+def test_readme_links_lead_to_files():
+    readme = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\((?!https?://)([^)#]+)(?:#[^)]*)?\)", readme)
+    assert len(targets) > 10
+    missing = sorted({target for target in targets if not (ROOT / target).exists()})
+    assert missing == [], f"README.md links to missing files: {missing}"
