@@ -11,6 +11,8 @@
 #   make test-live            opt-in check against the real Cronofy (not in `make test` or CI):
 #                             needs AIRFLOW_CONN_CRONOFY_LIVE and CRONOFY_LIVE_CALENDAR_ID
 #   make lock                 re-resolve requirements/*.txt on purpose
+#   make docs                 the manual (Sphinx, warnings as errors) into docs/_build/html
+#   make bench-plot           the performance page's plot (docs/images/rate-at-150ms.png)
 
 PYTHON ?= python3
 AIRFLOW ?= 3.3
@@ -33,6 +35,7 @@ UV = $(TOOLS)/bin/uv
 TOOLS_STAMP = $(TOOLS)/.installed
 
 .PHONY: install tools test test-all test-browser test-live lint demo bench dist release-check lock clean
+.PHONY: docs bench-plot
 
 install: $(STAMP)
 
@@ -80,6 +83,20 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
+# The docs' and the plot's dependencies go on top of the Airflow 3.3 venv, constrained by its lock
+# like selenium (autodoc imports the package, so Airflow must be there). -E -a: a full rebuild
+# every time, so that -W sees every page's warnings, not only the changed pages'.
+docs: $(STAMP)
+	$(if $(filter-out 3.3,$(LINE)),$(error the docs build on Airflow 3.3 only: drop AIRFLOW=$(AIRFLOW)))
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements/docs.txt -c $(LOCK)
+	AIRFLOW_HOME=$(CURDIR)/.airflow-home-docs $(BIN)/sphinx-build -E -a -W --keep-going -n -q -b html docs docs/_build/html
+	@echo "docs: docs/_build/html/index.html"
+
+bench-plot: $(STAMP)
+	$(if $(filter-out 3.3,$(LINE)),$(error the plot runs on Airflow 3.3 only: drop AIRFLOW=$(AIRFLOW)))
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements/bench.txt -c $(LOCK)
+	$(BIN)/python benchmarks/bench_rate_plot.py $(BENCH_PLOT_ARGS)
+
 dist: $(TOOLS_STAMP)
 	rm -rf dist
 	$(TOOLS)/bin/python -m build --quiet --installer uv --outdir dist .
@@ -110,6 +127,9 @@ lock: $(TOOLS_STAMP)
 	$(foreach line,$(LINES),$(call compile,airflow-$(line),$(if $(RESOLVED_AS_OF_$(line)),--exclude-newer $(RESOLVED_AS_OF_$(line)) $(addprefix --exclude-newer-package ,$(OURS_AS_OF)))))
 	$(call compile,tools,)
 	$(call compile,browser,-c airflow-3.3.txt)
+	$(call compile,bench,-c airflow-3.3.txt)
+	cd requirements && ../$(UV) pip compile --quiet --universal --python-version 3.11 -c airflow-3.3.txt docs.in -o docs.txt
 
 clean:
 	rm -rf .venv .venv-airflow-* .venv-airflow2 .venv-tools .airflow-home-demo dist build
+	rm -rf docs/_build .airflow-home-docs

@@ -26,6 +26,7 @@ with DAG(
     params={"calendar_id": "cal_demo"},
     tags=["cronofy", "example"],
 ) as dag:
+    # [START howto_operator_remove_agent]
     # The meeting goes ahead, but nobody wants the agent in it.
     remove_agent = CancelIntegratedMeetingAgentOperator(
         task_id="remove_agent_from_event",
@@ -33,6 +34,8 @@ with DAG(
         event_id="evt_demo_1",
         pool="cronofy_api",
     )
+    # [END howto_operator_remove_agent]
+    # [START howto_operator_delete_event]
     # The meeting itself was called off: deleting the event cancels its agent as well.
     delete_event = CancelIntegratedMeetingAgentOperator(
         task_id="delete_event",
@@ -41,4 +44,5 @@ with DAG(
         delete_event=True,
         pool="cronofy_api",
     )
+    # [END howto_operator_delete_event]
     remove_agent >> delete_event

@@ -11,6 +11,7 @@ per process, the pool is per Airflow deployment. Create it once:
 
 from __future__ import annotations
 
+# [START howto_dag_cancel_scheduled]
 import csv
 from datetime import datetime
 from pathlib import Path
@@ -56,3 +57,4 @@ with DAG(
         pool="cronofy_api",
         retries=2,  # a re-run is harmless: cancelling twice answers 202 or 404 (not_found)
     )
+# [END howto_dag_cancel_scheduled]

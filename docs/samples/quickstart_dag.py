@@ -1,0 +1,52 @@
+"""The quickstart's DAG (docs/quickstart.md): cancel two scheduled Meeting Agents and remove the
+agent from one calendar event, against the emulator (``--seed-demo``) or against Cronofy.
+
+``tests/test_docs_samples.py`` runs it with ``dag.test()`` against the emulator on every Airflow
+line; the quickstart copies it into a dags folder and runs it with ``airflow dags test``.
+"""
+
+from __future__ import annotations
+
+# [START howto_quickstart_dag]
+from datetime import datetime
+
+from airflow_provider_cronofy.operators.meeting_agents import (
+    CancelIntegratedMeetingAgentOperator,
+    CancelScheduledMeetingAgentOperator,
+)
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
+    from airflow.decorators import task
+
+with DAG(
+    dag_id="my_cronofy_cancellations",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+) as dag:
+
+    @task
+    def called_off() -> list[str]:
+        """The scheduling keys to cancel: in real life, a query of your CRM or warehouse."""
+        return ["demo-key-1", "demo-key-2"]
+
+    # Every key of the list in one task: one HTTP session, paced under Cronofy's rate limits.
+    CancelScheduledMeetingAgentOperator(
+        task_id="cancel_scheduled_agents",
+        scheduling_key=called_off(),
+        cronofy_conn_id="cronofy_default",
+        pool="cronofy_api",  # airflow pools set cronofy_api 1 "Cronofy API"
+    )
+
+    # The meeting still happens, without its agent (the calendar owner's access token).
+    CancelIntegratedMeetingAgentOperator(
+        task_id="remove_agent_from_event",
+        calendar_id="cal_demo",
+        event_id="evt_demo_1",
+        cronofy_conn_id="cronofy_default",
+        pool="cronofy_api",
+    )
+# [END howto_quickstart_dag]
