@@ -3,7 +3,7 @@
 Two runs of one ``CancelScheduledMeetingAgentOperator`` over the same number of scheduling keys,
 against an emulator that answers every request after ``--latency`` seconds and enforces Cronofy's
 default limits (50/s and 500/min), the hook pacing to the same: the provider with its defaults
-(up to 20 requests in flight) and the same provider with one request in flight
+(up to 50 requests in flight: the per-second limit) and the same provider with one request in flight
 (``max_concurrency=1``, the engine before concurrency). The emulator records each request's
 arrival; the plot bins them per second. Prints each run's figures (time, requests, 429s, the
 sustained rate) and writes the PNG the docs include (``docs/images/rate-at-150ms.png``).
@@ -33,7 +33,7 @@ PER_MINUTE = 500
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "docs" / "images" / "rate-at-150ms.png"
 RUNS: dict[str, dict[str, Any]] = {
-    "this provider (defaults: up to 20 in flight)": {},
+    "this provider (defaults: up to 50 in flight)": {},
     "one request in flight (max_concurrency=1)": {"max_concurrency": 1},
 }
 
