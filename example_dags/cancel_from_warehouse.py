@@ -177,6 +177,7 @@ with DAG(
         do_xcom_push=False,
     )
 
+    # [START howto_dag_warehouse_scheduled]
     @task
     def read_called_off_meetings() -> list[str]:
         """Scheduling keys of called-off meetings the audit does not show as cancelled yet."""
@@ -192,6 +193,7 @@ with DAG(
         pool="cronofy_api",
         retries=0,  # the next run is the retry: it re-sends every key not cancelled yet
     )
+    # [END howto_dag_warehouse_scheduled]
 
     @task(trigger_rule="all_done")
     def record_outcomes(ti=None, run_id=None) -> dict[str, int]:
@@ -259,6 +261,7 @@ ORDER BY m.account, m.calendar_id, m.event_id
 """
 
 
+# [START howto_group_events_by_account]
 def group_events_by_account(rows: list[dict[str, str]]) -> list[dict[str, object]]:
     """One ``{"cronofy_conn_id", "events"}`` per account of ``rows``, accounts in first-seen order."""
     by_account: dict[str, list[dict[str, str]]] = {}
@@ -268,6 +271,9 @@ def group_events_by_account(rows: list[dict[str, str]]) -> list[dict[str, object
     return [
         {"cronofy_conn_id": f"cronofy_{account}", "events": events} for account, events in by_account.items()
     ]
+
+
+# [END howto_group_events_by_account]
 
 
 def event_audit_rows(

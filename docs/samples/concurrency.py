@@ -23,7 +23,7 @@ with DAG("howto_concurrency", schedule=None, start_date=datetime(2026, 1, 1), ca
     CancelScheduledMeetingAgentOperator(
         task_id="cancel_agents",
         scheduling_key=[f"crm-deal-{number}" for number in range(1000, 1040)],
-        max_concurrency=5,  # requests in flight at once (1 to 100; default: the connection's, or 20)
+        max_concurrency=5,  # in flight at once (1 to 100; default: the connection's, or its 50/s limit)
         pool="cronofy_api",
     )
     # [END howto_operator_max_concurrency]
