@@ -273,7 +273,7 @@ def test_add_edit_and_test_a_cronofy_connection_in_the_browser(
             max_retries=3,
             rate_limit_per_second=7,
             rate_limit_per_minute=120,
-            max_concurrency=20,
+            max_concurrency=7,  # left empty in the form: the per-second rate limit
             batch_rate_cost="request",
         )
         assert hook.require_api_key() == API_KEY
