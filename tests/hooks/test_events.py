@@ -477,3 +477,37 @@ def test_without_batch_one_request_per_event_to_its_calendar(delete_event):
         "e9",
         1,
     )
+
+
+def test_one_calendar_form_takes_event_ids_and_a_404_is_fatal():
+    sent = []
+
+    def send(request, cost, gate):
+        sent.append(request)
+        return batch_answer(lambda url: 404)(request)
+
+    def api_error(rep, event_id):
+        return CronofyAPIError(f"{rep.status} for {event_id}", status_code=rep.status, item=event_id)
+
+    made = EventCancellationJob(
+        "cal/x", delete_event=False, send=send, settle=lambda r, retry, n: retry.reply, api_error=api_error
+    )
+    (result,) = made.attempt(["e1"], GATE)
+    assert result.fatal and result.status_code == 404 and result.item == "e1"
+    assert "calendar 'cal/x'" in str(result)
+    assert made.unknown_calendars == set()  # the run stops: nothing to remember
+    [request] = sent
+    assert request.item == "e1" and request.body["batch"][0]["relative_url"] == "/v1/calendars/cal%2Fx/events"
+
+
+def test_one_calendar_form_refuses_an_unusable_calendar_before_any_request():
+    from airflow_provider_cronofy.exceptions import CronofyInputError
+
+    with pytest.raises(CronofyInputError):
+        EventCancellationJob(
+            "..",
+            delete_event=False,
+            send=None,
+            settle=None,
+            api_error=None,  # type: ignore[arg-type]
+        )
