@@ -14,4 +14,4 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
 
 NOT_SENT = "not sent: "
 """How the reason of an event begins when it failed without being sent: its calendar answered 404
-for another of its events earlier in the run (see :mod:`.hooks.calendar_events`)."""
+for another of its events earlier in the run (see :mod:`.hooks.events`)."""

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any
 
 import requests
 
@@ -25,12 +25,12 @@ from airflow_provider_cronofy.exceptions import (
     CronofyError,
 )
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
-from airflow_provider_cronofy.hooks import connection_check, error_messages
-from airflow_provider_cronofy.hooks.calendar_events import CalendarEventsJob, events_path
+from airflow_provider_cronofy.hooks import connection_check, error_messages, events
+from airflow_provider_cronofy.hooks.call import Call
 from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.engine import BulkEngine, Job, ResultHandler, UnitGate
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
-from airflow_provider_cronofy.hooks.events import BATCH_MAX_ENTRIES, EventBatchJob, event_request, event_scope
+from airflow_provider_cronofy.hooks.events import EventCancellationJob, event_scope
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
 from airflow_provider_cronofy.hooks.settings import (
     CronofySettings,
@@ -58,18 +58,6 @@ from airflow_provider_cronofy.validation import (
 AUTH_MODES = ("api_key", "access_token")
 
 log = logging.getLogger(__name__)
-
-
-class Call(NamedTuple):
-    """One Cronofy call: what to send, with which credential, and what its final answer means.
-
-    ``interpret`` turns a final (non-retryable, or budget-spent) reply into the call's result, or
-    raises the call's :class:`CronofyAPIError`.
-    """
-
-    request: Request
-    auth: str
-    interpret: Callable[[Reply], Any]
 
 
 class CronofyHook(BaseHook):
@@ -376,7 +364,9 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: Cronofy refused (404: the calendar is unknown or not accessible
             to the token; 403: the token lacks the ``create_event`` scope), after retries.
         """
-        call = self.event_cancellation_call(calendar_id, event_id, delete_event=False)
+        call = events.event_cancellation_call(
+            calendar_id, event_id, delete_event=False, api_error=self._event_error(False)
+        )
         self.require_calendar_credentials()
         self.run(call)
 
@@ -391,89 +381,44 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: Cronofy refused (404: the calendar is unknown or not accessible
             to the token; 403: the token lacks the ``delete_event`` scope), after retries.
         """
-        call = self.event_cancellation_call(calendar_id, event_id, delete_event=True)
+        call = events.event_cancellation_call(
+            calendar_id, event_id, delete_event=True, api_error=self._event_error(True)
+        )
         self.require_calendar_credentials()
         self.run(call)
 
-    def event_cancellation_call(self, calendar_id: str, event_id: str, *, delete_event: bool) -> Call:
-        """The call that removes the agent from (or deletes) one event; its result is ``None``.
+    def event_cancellation_job(
+        self, calendar_id: str | None, *, delete_event: bool, use_batch: bool = True
+    ) -> EventCancellationJob:
+        """The bulk job cancelling the agents of events of ``calendar_id`` (see :meth:`run_many`).
 
-        :raises CronofyInputError: ``calendar_id`` or ``event_id`` is unusable.
-        """
-        return self._event_call(events_path(calendar_id), calendar_id, event_id, delete_event)
-
-    def _event_call(self, path: str, calendar_id: str, event_id: str, delete_event: bool) -> Call:
-        validate_item("event_id", event_id)
-        method, body, scope = event_request(event_id, delete_event=delete_event)
-
-        def interpret(reply: Reply) -> None:
-            self._event_outcome(reply, calendar_id, event_id, scope)
-
-        return Call(Request(method, path, body, None, event_id), "access_token", interpret)
-
-    def event_cancellation_job(self, calendar_id: str, *, delete_event: bool, use_batch: bool = True) -> Job:
-        """The bulk job that cancels the agents of events of ``calendar_id`` (see :meth:`run_many`).
-
-        With ``use_batch`` the events go 50 to a ``POST /v1/batch`` (see
-        :class:`~.events.EventBatchJob`); a batch counts as one request against the pacer, or as
-        one per entry when the connection's ``batch_rate_cost`` is ``entries`` (then a batch also
-        holds no more entries than the smallest rate limit). Without, one request per event.
-        Each result is ``None`` (cancelled) or the event's error.
+        Items are event ids of ``calendar_id``, or ``(calendar_id, event_id)`` of any calendars
+        when it is ``None`` (see :func:`~.events.event_cancellation_job`). Each result is ``None``
+        (cancelled) or the event's error.
 
         :raises CronofyInputError: ``calendar_id`` is unusable.
         """
-        path = events_path(calendar_id)
-        if not use_batch:
-            return self.per_item_job(
-                lambda event_id: self._event_call(path, calendar_id, event_id, delete_event)
-            )
-        settings = self.settings
-        per_entry = settings.batch_rate_cost == "entries"
-        limits = [
-            limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit
-        ]
-        scope = event_scope(delete_event)
-        return EventBatchJob(
-            path,
-            delete_event=delete_event,
-            send=lambda request, cost, gate: self.attempt(request, "access_token", cost, gate),
-            settle=self.transport.settle,
-            outcome=lambda reply, event_id: self._event_outcome(reply, calendar_id, event_id, scope),
-            unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
-            cost_per_entry=per_entry,
-        )
-
-    def cross_calendar_cancellation_job(self, *, delete_event: bool, use_batch: bool = True) -> Job:
-        """The bulk job that cancels the agents of ``(calendar_id, event_id)`` items of any calendars.
-
-        See :class:`~.calendar_events.CalendarEventsJob`: batches (with ``use_batch``) mix
-        calendars and count against the pacer as :meth:`event_cancellation_job`'s do; a 404 fails
-        only the events of that calendar. Each result is ``None`` (cancelled) or the event's error.
-        """
-        settings = self.settings
-        per_entry = settings.batch_rate_cost == "entries"
-        limits = [
-            limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit
-        ]
-        scope = event_scope(delete_event)
-        return CalendarEventsJob(
+        return events.event_cancellation_job(
+            calendar_id,
+            settings=self.settings,
             delete_event=delete_event,
             use_batch=use_batch,
             send=lambda request, cost, gate: self.attempt(request, "access_token", cost, gate),
             settle=self.transport.settle,
-            api_error=lambda reply, event_id: self._api_error(
-                reply, event_id, credential="access token", scope=scope
-            ),
-            unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
-            cost_per_entry=per_entry,
+            api_error=self._event_error(delete_event),
         )
 
-    def _event_outcome(self, reply: Reply, calendar_id: str, event_id: str, scope: str) -> None:
-        if 200 <= reply.status < 300:
-            return
-        if reply.status == 404:
-            raise error_messages.unknown_calendar_error(calendar_id, reply, item=event_id)
-        raise self._api_error(reply, event_id, credential="access token", scope=scope)
+    def cross_calendar_cancellation_job(
+        self, *, delete_event: bool, use_batch: bool = True
+    ) -> EventCancellationJob:
+        """The bulk job over ``(calendar_id, event_id)`` items of any calendars: a 404 fails only its calendar's."""
+        return self.event_cancellation_job(None, delete_event=delete_event, use_batch=use_batch)
+
+    def _event_error(self, delete_event: bool) -> Callable[[Reply, str], CronofyAPIError]:
+        scope = event_scope(delete_event)
+        return lambda reply, event_id: self._api_error(
+            reply, event_id, credential="access token", scope=scope
+        )
 
     # ------------------------------------------------------------------ access tokens
 

@@ -150,7 +150,6 @@ class BulkEngine:
         self.job = job
         self.max_concurrency = max(1, max_concurrency)
         self.policy = policy
-        self.max_attempts = policy.max_retries + 1
         self.gate = RunGate()
         self._on_retry = on_retry
         self._clock = clock
@@ -351,7 +350,7 @@ class _RunState:
                 else:
                     self.hand_over(index, item, _stopped_before_retry(item))
             elif isinstance(result, RetryLater):
-                if attempts >= self.engine.max_attempts or self.stopping:
+                if self.stopping or not self.engine.policy.may_retry(attempts):
                     self.hand_over(index, item, self.engine.settle(item, result, attempts))
                 else:
                     self.requeue(unit, index, item, attempts, result, not_before)

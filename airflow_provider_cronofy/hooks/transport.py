@@ -3,8 +3,17 @@
 Layering: this module knows settings, the pacer and HTTP; it never imports the hook, and knows
 no Cronofy call. An attempt (:meth:`Transport.exchange`) is paced, checked against the run's
 :class:`Gate` (passed by the caller: a bulk run's), sent once and read; a retryable outcome (429, 5xx, a timeout, a dropped
-connection) is raised as :class:`RetryLater`, so that the caller decides how to wait: a single
-call sleeps (:meth:`Transport.with_retries`), a bulk run re-queues the item and moves on.
+connection) is raised as :class:`RetryLater`, so that the caller decides how to wait.
+
+One retry rule, two ways of waiting. Whether an item gets another attempt and after how long is
+:class:`RetryPolicy`'s (:meth:`~RetryPolicy.may_retry`, :meth:`~RetryPolicy.delay`), for single
+calls and bulk runs alike. How the wait is spent differs, so there are two loops: a single call
+(:meth:`Transport.with_retries`) has nothing else to do and sleeps ``policy.sleep``; a bulk run
+(``engine._RunState``) must not block a worker, so it re-queues the item with a not-before time
+on its clock and sends other items meanwhile. Single calls are not run through the engine: its
+wait for a not-before time is measured on the clock, so a test's replaced sleep that returns at
+once would spin until the real back-off has passed (and record many sleeps instead of the one
+chosen); the sleep alone is what tests replace for a single call.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any, NamedTuple, Protocol
@@ -111,6 +120,10 @@ class RetryPolicy:
     backoff_max: float = 30.0
     max_retry_after: float = 300.0
     sleep: Callable[[float], None] = time.sleep
+
+    def may_retry(self, attempts: int) -> bool:
+        """Whether an item that has had ``attempts`` attempts gets another (``max_retries`` bounds it)."""
+        return attempts <= self.max_retries
 
     def delay(self, attempt_number: int, retry: RetryLater) -> float:
         """Seconds to wait before attempt ``attempt_number + 1``: ``Retry-After`` or jittered back-off."""
@@ -277,18 +290,18 @@ class Transport:
         After ``retries`` retries (the policy's ``max_retries`` by default) returns the last
         retryable reply (its ``attempts`` set), or raises when the last failure had no reply.
         """
-        max_retries = self.policy.max_retries if retries is None else retries
-        attempt_number = 1
+        policy = self.policy if retries is None else replace(self.policy, max_retries=retries)
+        attempts = 1
         while True:
             try:
                 return attempt()
             except RetryLater as retry:
-                if attempt_number > max_retries:
-                    return self.settle(request, retry, attempt_number)
-                delay = self.policy.delay(attempt_number, retry)
-                attempt_number += 1
-                self.note_retry(request.what, retry, delay, attempt_number)
-                self.policy.sleep(delay)
+                if not policy.may_retry(attempts):
+                    return self.settle(request, retry, attempts)
+                delay = policy.delay(attempts, retry)
+                attempts += 1
+                self.note_retry(request.what, retry, delay, attempts)
+                policy.sleep(delay)
 
     def settle(self, request: Request, retry: RetryLater, attempts: int) -> Reply:
         """The outcome of a spent retry budget: the last reply (for the caller to word), or an error.

@@ -36,6 +36,41 @@ def test_retry_policy_honours_retry_after_then_backs_off_with_a_cap():
     assert 0.75 <= policy.delay(5, untold) <= 1.5  # 0.5 x 2^4 capped at 1.5, full jitter
 
 
+def test_one_retry_rule_bounds_single_calls_and_bulk_runs_alike(requests_mock):
+    from airflow_provider_cronofy.hooks.engine import BulkEngine
+
+    policy = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002, sleep=lambda seconds: None)
+    assert [policy.may_retry(n) for n in (1, 2, 3)] == [True, True, False]
+    busy = Reply(503, {}, b"")
+
+    single_attempts: list[int] = []
+
+    def single() -> Reply:
+        single_attempts.append(1)
+        raise RetryLater(busy)
+
+    request = Request("DELETE", "/v1/meeting_agents", None, None, "k")
+    last = transport().with_retries(single, request)
+    assert (last.status, last.attempts, len(single_attempts)) == (503, 3, 3)
+
+    class AlwaysBusy:
+        unit_size = 1
+        attempts = 0
+
+        def attempt(self, items, gate):
+            gate.enter()  # as a send does: the attempt counts
+            self.attempts += 1
+            return [RetryLater(busy)]
+
+        def settle(self, item, retry, attempts):
+            return attempts
+
+    job = AlwaysBusy()
+    results: list[object] = []
+    BulkEngine(job, max_concurrency=1, policy=policy).run(["k"], lambda i, item, r: results.append(r))
+    assert (results, job.attempts) == ([3], 3)  # the same budget: three attempts, then settled
+
+
 def test_a_closed_gate_refuses_the_send_and_nothing_reaches_the_wire(requests_mock):
     requests_mock.delete(f"{BASE}/v1/meeting_agents", status_code=202)
     gate = RunGate()

@@ -23,6 +23,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyError, ItemFailure
+from airflow_provider_cronofy.hooks import events as events_module
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 from airflow_provider_cronofy.hooks.transport import RetryLater, RetryPolicy
 from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
@@ -325,21 +326,21 @@ def _last_calendar_token(emu: CronofyEmulator) -> str:
 def expire_before_calls(emu: CronofyEmulator, calls: set[int]) -> Any:
     """Expire the access token in use just before the given events (1-based) are first sent.
 
-    Hooks the hook's per-event call builder, which the bulk engine invokes right before it sends
-    an event (again for a retry: only the first time per event counts). Run with one request in
-    flight (``max_concurrency=1``) for an exact transcript.
+    Hooks the per-event request builder, which the bulk job invokes right before it sends an
+    event (again for a retry: only the first time per event counts). Run with one request in
+    flight (``max_concurrency=1``) and ``use_batch=False`` for an exact transcript.
     """
-    original = CronofyHook._event_call
+    original = events_module.event_cancellation_request
     seen: set[str] = set()
 
-    def event_call(self, path, calendar_id, event_id, delete_event):
+    def event_cancellation_request(calendar_id, event_id, *, delete_event):
         if event_id not in seen:
             seen.add(event_id)
             if len(seen) in calls:
                 emu.expire_access_token(_last_calendar_token(emu))
-        return original(self, path, calendar_id, event_id, delete_event)
+        return original(calendar_id, event_id, delete_event=delete_event)
 
-    return mock.patch.object(CronofyHook, "_event_call", event_call)
+    return mock.patch.object(events_module, "event_cancellation_request", event_cancellation_request)
 
 
 # ---------------------------------------------------------------------- exception hygiene
