@@ -47,13 +47,13 @@ nitpick_ignore_regex = [
     ),
     (
         r"py:class",
-        r"(transport|events|calendar_events|engine|tokens|concurrency|pacing|settings|bulk|deferral)\.[A-Za-z_]+",
+        r"(transport|events|call|engine|tokens|concurrency|pacing|settings|bulk|deferral)\.[A-Za-z_]+",
     ),
     (
         r"py:class",
         r"(Call|Job|Request|Reply|RetryLater|Stopped|Where|Credentials|CronofySettings|RequestPacer|Transport)",
     ),
-    # The event jobs move between hooks/ modules (cronofy, events, calendar_events): any job class.
+    # The event jobs move between hooks/ modules (cronofy, events): any job class.
     (r"py:class", r"([a-z_.]+\.)?[A-Za-z]*Job"),
     # Other projects' names, shown as written but not linked (no intersphinx: no network).
     (r"py:.*", r"(airflow|requests|urllib3|pytest|ssl|socket|datetime|collections|typing|types|json)(\..*)?"),

@@ -275,6 +275,10 @@ class EventCancellationJob:
             len(keys) if self.cost_per_entry else 1,
             gate,
         )
+        if 200 <= reply.status < 300 and reply.status != 207:
+            # Only a 207's per-entry statuses say what became of each event: counting them
+            # cancelled on any other success could be a silent wrong result.
+            return [_unknown_state(reply.status, len(keys))] * len(keys)
         if reply.status != 207:
             # The batch itself was refused (401 after a refresh, 402, 403, 422, ...): each event
             # fails with that answer. One calendar: read as each event's own answer would be;
@@ -284,12 +288,7 @@ class EventCancellationJob:
             return [self._api_error(reply, event_id) for _, event_id in keys]
         answers = _entry_answers(reply.body, len(keys))
         if answers is None:
-            error = CronofyAPIError(
-                f"Cronofy answered 207 to a batch of {len(keys)} without one status per request; "
-                "the events' state is unknown: re-run the task (the calls are idempotent).",
-                status_code=207,
-            )
-            return [error] * len(keys)
+            return [_unknown_state(207, len(keys))] * len(keys)
         results: list[Any] = []
         for (status, data), key in zip(answers, keys, strict=True):
             entry = Reply(
@@ -304,6 +303,15 @@ class EventCancellationJob:
             self.note_unknown_calendar(calendar_id)
             return unknown_calendar_error(calendar_id, reply, event_id)
         return event_outcome(reply, calendar_id, event_id, self._api_error)
+
+
+def _unknown_state(status: int, count: int) -> CronofyAPIError:
+    """The failure of every event of a batch whose answer holds no status per request."""
+    return CronofyAPIError(
+        f"Cronofy answered {status} to a batch of {count} without one status per request; "
+        "the events' state is unknown: re-run the task (the calls are idempotent).",
+        status_code=status,
+    )
 
 
 def _entry_answers(body: bytes, count: int) -> list[tuple[int, Any]] | None:

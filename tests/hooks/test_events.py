@@ -220,6 +220,28 @@ def test_a_malformed_207_fails_its_events_with_a_clear_message(requests_mock):
     assert "without one status per request" in info.value.failures[0].reason
 
 
+@pytest.mark.parametrize("status", [200, 202, 204])
+@pytest.mark.parametrize("form", ["one calendar", "across calendars"])
+def test_a_batch_answered_2xx_but_not_207_cancels_nothing_silently(requests_mock, status, form):
+    # A batch says what became of each event only in a 207's per-entry statuses: any other
+    # success must not count the events as cancelled.
+    requests_mock.post(BATCH, status_code=status)
+    if form == "one calendar":
+        task = integrated(["e1", "e2"])
+    else:
+        task = CancelIntegratedMeetingAgentOperator(
+            task_id="cancel",
+            events=[{"calendar_id": "cal_1", "event_id": "e1"}, {"calendar_id": "cal_2", "event_id": "e2"}],
+            max_concurrency=1,
+        )
+    with pytest.raises(CronofyBulkError) as info:
+        task.execute({})
+    assert info.value.results["cancelled"] == []
+    assert len(info.value.failures) == 2
+    assert all(f"answered {status} to a batch" in f.reason for f in info.value.failures)
+    assert all("state is unknown" in f.reason for f in info.value.failures)
+
+
 def test_401_on_a_batch_refreshes_the_token_once(requests_mock, set_connection):
     refreshable_connection(set_connection)
     requests_mock.post(f"{US}/oauth/token", json={"access_token": "fresh-token-1"})
