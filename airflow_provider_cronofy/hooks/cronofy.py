@@ -11,6 +11,7 @@ line or an exception message.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -46,6 +47,7 @@ from airflow_provider_cronofy.hooks.transport import (
     RetryPolicy,
     Transport,
     open_session,
+    wait_out,
 )
 from airflow_provider_cronofy.validation import (
     check_choice,
@@ -197,8 +199,16 @@ class CronofyHook(BaseHook):
             backoff=self.retry_backoff,
             backoff_max=self.retry_backoff_max,
             max_retry_after=self.max_retry_after,
-            sleep=lambda seconds: self.sleep(seconds),  # read when called: tests replace it
+            sleep=self._retry_sleep,
         )
+
+    def _retry_sleep(self, seconds: float, stop: threading.Event | None) -> None:
+        # Read when called: tests replace self.sleep, which is then called as is; the real one
+        # waits on the run's stop event, so that a stop ends the wait.
+        if self.sleep is time.sleep:
+            wait_out(seconds, stop)
+        else:
+            self.sleep(seconds)
 
     @cached_property
     def transport(self) -> Transport:

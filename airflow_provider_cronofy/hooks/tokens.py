@@ -105,7 +105,13 @@ class AccessTokens:
             "refresh_token": self.refresh_token,
         }
         request = Request("POST", "/oauth/token", body, None)
-        reply = transport.with_retries(lambda: transport.exchange(request, gate=gate), request)
+        # Retried under the single-flight lock that other workers wait on: the run's stop must end
+        # a back-off here at once, not after a Retry-After.
+        reply = transport.with_retries(
+            lambda: transport.exchange(request, gate=gate),
+            request,
+            stop=gate.stopped if gate is not None else None,
+        )
         if reply.status != 200:
             refusal = error_messages.token_error(reply, where)
             refusal.args = (self._redact(str(refusal)),)

@@ -104,6 +104,14 @@ class Gate(Protocol):
     def enter(self) -> None: ...
 
 
+def wait_out(seconds: float, stop: threading.Event | None = None) -> None:
+    """Sit out ``seconds`` of real time: on ``stop`` when given, so that setting it ends the wait."""
+    if stop is None:
+        time.sleep(seconds)
+    else:
+        stop.wait(seconds)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How a failed attempt is retried: the same rule for single calls and bulk runs.
@@ -112,14 +120,17 @@ class RetryPolicy:
     :param backoff: first back-off in seconds when Cronofy gives no ``Retry-After``; doubles on
         each retry, up to ``backoff_max``, with full jitter.
     :param max_retry_after: a ``Retry-After`` longer than this fails the item instead.
-    :param sleep: how a single call waits between attempts (a bulk run re-queues instead).
+    :param sleep: how a single call waits between attempts (a bulk run re-queues instead):
+        ``sleep(seconds, stop)``, where ``stop`` is the run's stop event when the call serves a
+        bulk run (a token refresh), else ``None``; the default, :func:`wait_out`, ends the wait
+        when ``stop`` is set.
     """
 
     max_retries: int
     backoff: float = 0.5
     backoff_max: float = 30.0
     max_retry_after: float = 300.0
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float, threading.Event | None], None] = wait_out
 
     def may_retry(self, attempts: int) -> bool:
         """Whether an item that has had ``attempts`` attempts gets another (``max_retries`` bounds it)."""
@@ -283,12 +294,19 @@ class Transport:
         )
 
     def with_retries(
-        self, attempt: Callable[[], Reply], request: Request, *, retries: int | None = None
+        self,
+        attempt: Callable[[], Reply],
+        request: Request,
+        *,
+        retries: int | None = None,
+        stop: threading.Event | None = None,
     ) -> Reply:
         """Run ``attempt`` until it returns a reply, sleeping ``policy.sleep`` between retryable failures.
 
         After ``retries`` retries (the policy's ``max_retries`` by default) returns the last
         retryable reply (its ``attempts`` set), or raises when the last failure had no reply.
+        ``stop`` (a bulk run's stop event) ends a back-off at once; the next attempt is then
+        refused at the run's gate, which ``attempt`` passes.
         """
         policy = self.policy if retries is None else replace(self.policy, max_retries=retries)
         attempts = 1
@@ -301,7 +319,7 @@ class Transport:
                 delay = policy.delay(attempts, retry)
                 attempts += 1
                 self.note_retry(request.what, retry, delay, attempts)
-                policy.sleep(delay)
+                policy.sleep(delay, stop)
 
     def settle(self, request: Request, retry: RetryLater, attempts: int) -> Reply:
         """The outcome of a spent retry budget: the last reply (for the caller to word), or an error.

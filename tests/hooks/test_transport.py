@@ -23,7 +23,7 @@ BASE = "https://api.cronofy.com"
 
 def transport(pacer: RequestPacer | None = None) -> Transport:
     settings = CronofySettings(BASE, "us", (1.0, 1.0), 2, 0, 0)
-    policy = RetryPolicy(max_retries=2, backoff=0.5, backoff_max=1.5, sleep=lambda seconds: None)
+    policy = RetryPolicy(max_retries=2, backoff=0.5, backoff_max=1.5, sleep=lambda seconds, stop: None)
     return Transport(settings, pacer or RequestPacer([]), policy, open_session(BASE, 2))
 
 
@@ -39,7 +39,7 @@ def test_retry_policy_honours_retry_after_then_backs_off_with_a_cap():
 def test_one_retry_rule_bounds_single_calls_and_bulk_runs_alike(requests_mock):
     from airflow_provider_cronofy.hooks.engine import BulkEngine
 
-    policy = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002, sleep=lambda seconds: None)
+    policy = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002, sleep=lambda seconds, stop: None)
     assert [policy.may_retry(n) for n in (1, 2, 3)] == [True, True, False]
     busy = Reply(503, {}, b"")
 
