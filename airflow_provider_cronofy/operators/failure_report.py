@@ -51,10 +51,26 @@ def failure_message(
     ``- 2 failed: 503: <reason>`` followed by the items, the first
     :data:`ITEMS_SHOWN_PER_CAUSE` by name. Causes keep the order of their first item.
     """
+    lines = [f"{len(failures)} of {plural(total, noun, nouns)} failed ({summary}):"]
+    lines += cause_lines(failures, format_item)
+    if fatal:
+        lines.append(stopped_line(not_attempted))
+    return "\n".join(lines)
+
+
+def cause_lines(
+    failures: Sequence[ItemFailure], format_item: Callable[[Hashable], str] = format_item
+) -> list[str]:
+    """One line per cause of ``failures`` (in the order of each cause's first item), its items after it.
+
+    A cause met by one item reads ``  - 'k1': 422: <reason>``; one met by several reads
+    ``  - 2 failed: 503: <reason>`` and a line of its items, the first
+    :data:`ITEMS_SHOWN_PER_CAUSE` by name.
+    """
     groups: dict[tuple[int | None, str], list[ItemFailure]] = {}
     for failure in failures:
         groups.setdefault((failure.status_code, _cause(failure, format_item)), []).append(failure)
-    lines = [f"{len(failures)} of {plural(total, noun, nouns)} failed ({summary}):"]
+    lines = []
     for (status, cause), members in groups.items():
         prefix = f"{status}: " if status else ""
         if len(members) == 1:
@@ -68,17 +84,17 @@ def failure_message(
             f"    {shown}"
             + (f" and {more} more (all in the error's failures and the failures XCom)" if more > 0 else "")
         )
-    if fatal:
-        verb = "was" if not_attempted == 1 else "were"
-        lines.append(
-            "The run stopped at an error every other item would meet too: "
-            + (
-                f"{plural(not_attempted, 'item')} {verb} not attempted."
-                if not_attempted
-                else "every item had been sent."
-            )
-        )
-    return "\n".join(lines)
+    return lines
+
+
+def stopped_line(not_attempted: int, noun: str = "item") -> str:
+    """The last line of a run a fatal error stopped: how many ``noun`` s were never sent."""
+    verb = "was" if not_attempted == 1 else "were"
+    return f"The run stopped at an error every other {noun} would meet too: " + (
+        f"{plural(not_attempted, noun)} {verb} not attempted."
+        if not_attempted
+        else f"every {noun} had been sent."
+    )
 
 
 def _cause(failure: ItemFailure, format_item: Callable[[Hashable], str]) -> str:

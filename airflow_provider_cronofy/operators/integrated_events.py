@@ -20,6 +20,7 @@ from airflow_provider_cronofy.exceptions import (
     ItemFailure,
 )
 from airflow_provider_cronofy.operators.bulk import Run
+from airflow_provider_cronofy.operators.failure_report import cause_lines, stopped_line
 from airflow_provider_cronofy.validation import calendar_path_segment, refuse_comma_joined, validate_item
 from airflow_provider_cronofy.wording import NOT_SENT, plural
 
@@ -130,10 +131,7 @@ def present_error(error: BaseException, total: int) -> BaseException:
     lines = _failure_lines(error.failures)
     message = f"{len(failures)} of {plural(total, 'event')} failed ({summary}):\n" + "\n".join(lines)
     if error.fatal:
-        message += (
-            "\nThe run stopped at an error every other event would meet too: "
-            f"{plural(len(not_attempted), 'event was', 'events were')} not attempted."
-        )
+        message += "\n" + stopped_line(len(not_attempted), "event")
     return CronofyBulkError.of(
         message, failures=failures, results=results, not_attempted=not_attempted, fatal=error.fatal
     )
@@ -160,11 +158,13 @@ def _failure_lines(failures: Sequence[ItemFailure]) -> list[str]:
             + (f" ({unsent} not sent)" if unsent else "")
             + f": {events}"
         )
-    for f in others:
-        calendar_id, event_id = f.item
-        status = f"{f.status_code}: " if f.status_code else ""
-        lines.append(f"  - calendar {calendar_id!r}, event {event_id!r}: {status}{f.reason}")
-    return lines
+    # Any other cause once, with its events after it, as a run of one calendar words it.
+    return lines + cause_lines(others, _format_event)
+
+
+def _format_event(item: Any) -> str:
+    calendar_id, event_id = item
+    return f"calendar {calendar_id!r}, event {event_id!r}"
 
 
 def remember_unknown_calendars(run: Run, job: Any) -> Run:

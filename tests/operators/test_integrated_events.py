@@ -264,6 +264,24 @@ def test_an_unknown_calendar_fails_its_own_events_only(requests_mock):
     json.dumps(ti.pushed)
 
 
+def test_other_causes_are_explained_once_with_their_events_after_them(requests_mock):
+    # Events of several calendars refused for the same reason (422) read as one cause, as a
+    # one-calendar run words it, not one repeated explanation per event.
+    requests_mock.post(BATCH, text=answer_by_calendar({"cal_a": 422, "cal_b": 422}))
+    events = [ev("cal_a", "a1"), ev("cal_b", "b1"), ev("cal_c", "c1"), ev("cal_a", "a2")]
+    with pytest.raises(CronofyBulkError) as info:
+        integrated(events).execute({})
+    message = str(info.value)
+    assert [f.item for f in info.value.failures] == [ev("cal_a", "a1"), ev("cal_b", "b1"), ev("cal_a", "a2")]
+    assert message.startswith("3 of 4 events failed (1 cancelled):")
+    assert "  - 3 failed: 422: " in message
+    assert (
+        "    calendar 'cal_a', event 'a1', calendar 'cal_b', event 'b1', calendar 'cal_a', event 'a2'"
+        in message
+    )
+    assert message.count("Cronofy rejected the request") == 1  # the reason once, not once per event
+
+
 def test_events_of_an_unknown_calendar_not_sent_yet_fail_without_being_sent(requests_mock):
     # 60 events of cal_gone: the first batch meets the 404; the 10 left fail without being sent.
     requests_mock.post(BATCH, text=answer_by_calendar({"cal_gone": 404}))
