@@ -16,8 +16,11 @@ from airflow_provider_cronofy.exceptions import CronofyInputError
 
 
 def validate_item(name: str, value: object) -> None:
-    """Raise :class:`CronofyInputError` unless ``value`` is a non-blank string.
+    """Raise :class:`CronofyInputError` unless ``value`` is a non-blank string without padding.
 
+    Leading or trailing white space is refused: a warehouse ``CHAR(n)`` column pads its values,
+    and Cronofy would take ``"deal-1   "`` for another id than ``"deal-1"`` and cancel nothing.
+    White space inside an id is sent as given (an id of the caller's own may hold a space).
     A string that looks like a rendered Python or JSON list, tuple or dict (``"['a', 'b']"``,
     ``"('a', 'b')"``) is refused too: it is almost always a templated value rendered to text.
     """
@@ -26,6 +29,12 @@ def validate_item(name: str, value: object) -> None:
     if not value.strip():
         raise CronofyInputError(f"{name} must be a non-blank string, got {value!r}.")
     stripped = value.strip()
+    if stripped != value:
+        raise CronofyInputError(
+            f"{name} {value!r:.100} has leading or trailing white space (a CHAR(n) column pads its "
+            f"values): strip it before passing it ({stripped!r:.100}), e.g. TRIM() in the query that "
+            "reads it. Nothing was sent."
+        )
     if (stripped.startswith("[") and stripped.endswith("]")) or _is_container_literal(stripped):
         raise CronofyInputError(
             f"{name} {value!r:.100} looks like a list rendered to a string. Pass the list itself "

@@ -6,7 +6,7 @@ export or a warehouse table) and returns their scheduling keys. One
 Cronofy's rate limit. The ``cronofy_api`` pool (one slot) keeps parallel runs of this DAG, and
 other DAGs using the pool, from adding up past the application's rate limit: the hook's pacing is
 per process, the pool is per Airflow deployment. Create it once:
-``airflow pools set cronofy_api 1 "Cronofy API (rate limited per application)"``.
+``airflow pools set cronofy_api 1 "Cronofy API (rate limited per application)" --include-deferred``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@
   ``start-after`` / ``end-before`` markers exist there, once each, in that order, around code;
 * no page of ``docs/`` holds a Python block written by hand;
 * every ``[START howto_...]`` marker of those files has its ``[END ...]``;
+* every ``literalinclude`` is followed by a link to its file, so a page read on GitHub (which
+  shows the directive, not the code) still leads to the code;
+* every ``airflow pools set`` the docs, README, examples and demo give is the one command;
 * the README's DAG is the marked region of the example DAG it names, character for character
   (GitHub cannot include files, so the README holds a copy, and this test keeps it one).
 
@@ -118,3 +121,43 @@ def test_readme_links_lead_to_files():
     assert len(targets) > 10
     missing = sorted({target for target in targets if not (ROOT / target).exists()})
     assert missing == [], f"README.md links to missing files: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("page", "path", "options"), includes(), ids=lambda value: getattr(value, "name", "")
+)
+def test_every_include_is_followed_by_a_link_to_its_file(page, path, options):
+    text = page.read_text()
+    for match in INCLUDE.finditer(text):
+        if (page.parent / match["path"]).resolve() != path:
+            continue
+        after = text[match.end() :].lstrip("\n").split("\n", 1)[0]
+        assert f"]({match['path']})" in after, f"{page.name}: no link to {match['path']} after its include"
+        assert path.is_file()
+
+
+POOL_COMMAND = (
+    'airflow pools set cronofy_api 1 "Cronofy API (rate limited per application)" --include-deferred'
+)
+
+
+def test_one_pool_command_everywhere():
+    places = [
+        ROOT / "README.md",
+        *pages(),
+        *(ROOT / "example_dags").rglob("*.py"),
+        *(DOCS / "samples").glob("*.py"),
+    ]
+    commands = [
+        line.strip(" `.")
+        for place in places
+        for line in re.findall(r"airflow pools set[^`\n]*", place.read_text())
+    ]
+    assert len(commands) >= 4  # README, quickstart, rate limits, the example DAG at least
+    assert set(commands) == {POOL_COMMAND}
+    # The demo creates the pool with the same arguments.
+    demo = (ROOT / "scripts" / "demo.py").read_text()
+    assert (
+        '"pools", "set", "cronofy_api", "1", "Cronofy API (rate limited per application)", "--include-deferred"'
+        in demo
+    )

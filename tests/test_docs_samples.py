@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,10 +36,32 @@ def samples_folder(monkeypatch):
 
 
 def run_sample(dag_id: str) -> str:
+    return str(run_sample_dag(dag_id).state)
+
+
+def run_sample_dag(dag_id: str) -> Any:
     bag = dag_bag(str(SAMPLES))
     assert bag.import_errors == {}
-    run = bag.dags[dag_id].test()
-    return str(run.state)
+    return bag.dags[dag_id].test()
+
+
+def returned_value(run: Any, task_id: str) -> Any:
+    """The return value (XCom) a task of ``run`` pushed, read from the metadata database."""
+    from sqlalchemy import text
+
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.execute(
+            text(
+                "SELECT value FROM xcom WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND key = 'return_value'"
+            ),
+            {"dag": run.dag_id, "run": run.run_id, "task": task_id},
+        ).all()
+    (value,) = [row[0] for row in rows]
+    if isinstance(value, (bytes, bytearray, memoryview)):  # Airflow 2.11 stores JSON bytes
+        value = bytes(value).decode()
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def succeeded(state: str) -> bool:
@@ -86,7 +109,10 @@ def emulator_cli(monkeypatch):
 
 
 def test_quickstart_dag_runs_against_the_emulator_cli(metadata_db, samples_folder, emulator_cli):
-    assert succeeded(run_sample("my_cronofy_cancellations"))
+    run = run_sample_dag("my_cronofy_cancellations")
+    assert succeeded(str(run.state))
+    # The report task shows the cancellation's return value, as the quickstart says it does.
+    assert returned_value(run, "report") == {"cancelled": ["demo-key-1", "demo-key-2"], "not_found": []}
     # What the quickstart says the emulator's log shows: one batch (the event), two cancellations.
     requests_seen = sorted(line.split('"')[1] + line.split('"')[2][:4] for line in emulator_cli())
     assert requests_seen == [
@@ -94,6 +120,21 @@ def test_quickstart_dag_runs_against_the_emulator_cli(metadata_db, samples_folde
         "DELETE /v1/meeting_agents HTTP/1.1 202",
         "POST /v1/batch HTTP/1.1 207",
     ]
+
+
+def test_quickstart_report_shows_what_a_failed_cancellation_kept(
+    metadata_db, samples_folder, emulator, monkeypatch
+):
+    connection = json.loads(os.environ["AIRFLOW_CONN_CRONOFY_DEFAULT"])
+    connection["password"] = "not-the-emulator-api-key"
+    monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", json.dumps(connection))
+    run = run_sample_dag("my_cronofy_cancellations")
+    assert not succeeded(str(run.state))
+    shown = returned_value(run, "report")
+    assert shown["partial_result"] == {"cancelled": [], "not_found": []}
+    assert [failure["status_code"] for failure in shown["failures"]][:1] == [401]
+    assert {failure["item"] for failure in shown["failures"]} == {"demo-key-1", "demo-key-2"}
+    assert "not-the-emulator-api-key" not in json.dumps(shown)
 
 
 def test_dry_run_sample_sends_nothing(metadata_db, samples_folder, emulator):

@@ -1,7 +1,7 @@
 import pytest
 
 from airflow_provider_cronofy.exceptions import CronofyInputError
-from airflow_provider_cronofy.validation import refuse_comma_joined
+from airflow_provider_cronofy.validation import refuse_comma_joined, validate_item
 
 
 def test_a_comma_joined_id_is_refused_with_the_list_to_pass_instead():
@@ -16,3 +16,18 @@ def test_a_comma_joined_id_is_refused_with_the_list_to_pass_instead():
 
 def test_an_id_without_a_comma_passes():
     refuse_comma_joined("event_id", "evt-1")
+
+
+@pytest.mark.parametrize("value", ["deal-1 ", " deal-1", "deal-1\t", "\ndeal-1", "deal-1\u00a0"])
+def test_leading_or_trailing_white_space_is_refused_with_the_stripped_id(value):
+    with pytest.raises(CronofyInputError) as caught:
+        validate_item("scheduling_key", value)
+    message = str(caught.value)
+    assert f"scheduling_key {value!r} has leading or trailing white space" in message
+    assert f"({value.strip()!r})" in message
+    assert "Nothing was sent." in message
+
+
+@pytest.mark.parametrize("value", ["deal 1", "meeting with a b c", "Ünïcode-key", "a"])
+def test_white_space_inside_an_id_passes(value):
+    validate_item("scheduling_key", value)

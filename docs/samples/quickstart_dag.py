@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # [START howto_quickstart_dag]
 from datetime import datetime
+from typing import Any
 
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
@@ -34,11 +35,11 @@ with DAG(
         return ["demo-key-1", "demo-key-2"]
 
     # Every key of the list in one task: one HTTP session, paced under Cronofy's rate limits.
-    CancelScheduledMeetingAgentOperator(
+    cancel_scheduled = CancelScheduledMeetingAgentOperator(
         task_id="cancel_scheduled_agents",
         scheduling_key=called_off(),
         cronofy_conn_id="cronofy_default",
-        pool="cronofy_api",  # airflow pools set cronofy_api 1 "Cronofy API"
+        pool="cronofy_api",  # created in the quickstart's step 2
     )
 
     # The meeting still happens, without its agent (the calendar owner's access token).
@@ -49,4 +50,18 @@ with DAG(
         cronofy_conn_id="cronofy_default",
         pool="cronofy_api",
     )
+
+    @task(trigger_rule="all_done")  # runs after a failure too
+    def report(ti: Any = None) -> dict[str, Any]:
+        """Show what the cancellation returned (its XCom): the place for an audit table or an alert."""
+        outcome = ti.xcom_pull(task_ids="cancel_scheduled_agents")
+        if outcome is None:  # it failed: what it cancelled before failing, and why the rest failed
+            outcome = {
+                key: ti.xcom_pull(task_ids="cancel_scheduled_agents", key=key)
+                for key in ("partial_result", "failures")
+            }
+        print(f"cancel_scheduled_agents returned {outcome}")
+        return outcome
+
+    cancel_scheduled >> report()
 # [END howto_quickstart_dag]

@@ -54,8 +54,20 @@ def test_list_keeps_order_sends_duplicates_once(requests_mock, container):
 
 def test_keys_sent_exactly_as_given(requests_mock):
     requests_mock.delete(AGENTS, status_code=202)
-    scheduled([" padded ", "Ünïcode-key"]).execute({})
-    assert sent_keys(requests_mock) == [" padded ", "Ünïcode-key"]
+    scheduled(["inner space", "Ünïcode-key"]).execute({})
+    assert sent_keys(requests_mock) == ["inner space", "Ünïcode-key"]
+
+
+@pytest.mark.parametrize("padded", [" padded", "padded ", "deal-1    ", "\tdeal-1", "deal-1\n"])
+def test_a_padded_key_is_refused_naming_it_and_the_fix(requests_mock, padded):
+    # A warehouse CHAR(n) column pads its values: Cronofy would take them for other keys.
+    with pytest.raises(CronofyInputError) as info:
+        scheduled(["ok", padded]).execute({})
+    text = str(info.value)
+    assert f"scheduling_key[1] {padded!r}" in text
+    assert "leading or trailing white space" in text
+    assert repr(padded.strip()) in text
+    assert requests_mock.call_count == 0
 
 
 def test_empty_list_sends_nothing(requests_mock):
@@ -235,6 +247,9 @@ def test_event_422_fails_item_others_go_on(requests_mock):
         ({"event_id": "e1", "calendar_id": "  "}, "calendar_id must be a non-blank"),
         ({"event_id": "e1", "calendar_id": ".."}, "dot segment"),
         ({"event_id": "e1", "calendar_id": "cal 1"}, "whitespace"),
+        ({"event_id": "e1", "calendar_id": "cal_1 "}, "leading or trailing white space"),
+        ({"event_id": ["e1", "e2 "]}, "event_id[1] 'e2 ' has leading or trailing white space"),
+        ({"event_id": "e1   "}, "event_id 'e1   ' has leading or trailing white space"),
         ({"event_id": "e1", "calendar_id": ["cal_1"]}, "calendar_id must be a string"),
     ],
 )
