@@ -47,9 +47,8 @@ def run_sample_dag(dag_id: str) -> Any:
 
 def returned_value(run: Any, task_id: str) -> Any:
     """The return value (XCom) a task of ``run`` pushed, read from the metadata database."""
-    from sqlalchemy import text
-
     from airflow.utils.session import create_session
+    from sqlalchemy import text
 
     with create_session() as session:
         rows = session.execute(
