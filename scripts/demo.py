@@ -241,7 +241,9 @@ def main() -> int:
 
     print(f"1/6 Setting up Airflow in {HOME.relative_to(ROOT)} (SQLite metadata database) ...")
     airflow("db", "migrate", log_name="db-migrate.log")
-    airflow("pools", "set", "cronofy_api", "1", "Cronofy API (rate limited per application)", "--include-deferred")
+    airflow(
+        "pools", "set", "cronofy_api", "1", "Cronofy API (rate limited per application)", "--include-deferred"
+    )
     wh_called_off, wh_confirmed = seed_warehouse()
     os.environ["AIRFLOW_CONN_MEETINGS_WAREHOUSE"] = json.dumps(
         {"conn_type": "sqlite", "host": str(WAREHOUSE)}
