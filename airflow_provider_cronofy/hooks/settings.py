@@ -206,7 +206,8 @@ def _parse_choice(value: object, choices: list[str], refusal: str, source: str =
     raise CronofyConfigError(f"{refusal} {', '.join(choices)}{source}.")
 
 
-def _is_loopback(hostname: str) -> bool:
+def is_loopback_host(hostname: str) -> bool:
+    """Whether ``hostname`` (as written, not resolved) is ``localhost``, in 127.0.0.0/8 or ``::1``."""
     if hostname.lower() == "localhost":
         return True
     try:
@@ -240,7 +241,7 @@ def parse_host(host: str, port: int | None) -> str:
         problem = "it holds user info (credentials belong in the password field)"
     elif parts.query or parts.fragment or "?" in raw or "#" in raw:
         problem = "it holds a query or a fragment"
-    elif scheme == "http" and not _is_loopback(hostname):
+    elif scheme == "http" and not is_loopback_host(hostname):
         problem = "http:// is only allowed for loopback hosts (localhost, 127.0.0.0/8, [::1])"
     elif has_dot_segment(parts.path):
         problem = "its path holds a '.' or '..' segment"
