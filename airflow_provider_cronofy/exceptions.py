@@ -46,7 +46,8 @@ class CronofyAPIError(CronofyError):
         ``{"key", "description"}``), or ``None``.
     :ivar item: the scheduling key or event id the request was about, when there was one.
     :ivar fatal: ``True`` when every other item of a bulk run would fail the same way
-        (401, 402, 403, 423, an unknown calendar, a refused refresh token); a bulk run stops.
+        (401, 402, 403, 423, an unknown calendar, a refused refresh token, a TLS failure, a
+        connection refused by a loopback host); a bulk run stops.
         Such errors are :class:`CronofyFatalAPIError` instances.
     """
 
@@ -70,7 +71,8 @@ class CronofyAPIError(CronofyError):
 
 class CronofyFatalAPIError(CronofyAPIError, AirflowFailException):
     """An answer that a retry cannot change: 401, 402, 403, 423, an unknown calendar (404 on a
-    calendar call), a refused refresh token, a malformed request URL.
+    calendar call), a refused refresh token, a TLS failure, a connection refused by a loopback
+    host (nothing listens there), a malformed request URL.
 
     An :class:`AirflowFailException`, so Airflow does not re-run the task to meet it again.
     ``fatal`` is always ``True``.

@@ -14,7 +14,13 @@ from typing import Any
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyConfigError, CronofyFatalAPIError
 from airflow_provider_cronofy.hooks.settings import CronofySettings
-from airflow_provider_cronofy.hooks.transport import RETRYABLE_STATUSES, Reply, status_text
+from airflow_provider_cronofy.hooks.transport import (
+    RETRYABLE_STATUSES,
+    Reply,
+    host_and_port,
+    status_text,
+    transport_failure,
+)
 
 FATAL_STATUSES = frozenset({401, 402, 403, 423})
 """Statuses after which every other item of a bulk run would fail the same way."""
@@ -203,6 +209,26 @@ def tls_error(settings: CronofySettings, error: BaseException, *, item: str | No
     elif not isinstance(cause, ssl.SSLCertVerificationError):
         message += " Check that the connection's host is a Cronofy API (or a TLS proxy) serving https://."
     return CronofyFatalAPIError(message, item=item)
+
+
+def loopback_refused_error(
+    settings: CronofySettings, error: BaseException, *, item: str | None
+) -> CronofyFatalAPIError:
+    """A loopback host refused the connection: nothing listens at that port (see
+    :func:`~airflow_provider_cronofy.hooks.transport.refused_on_loopback`).
+
+    Fatal, at once: no retry, and a bulk run stops with the items never sent in
+    ``not_attempted``. The message names host:port and what to check, never the exception's text.
+    """
+    where = host_and_port(settings.base_url)
+    cause = transport_failure(error).cause or type(error).__name__
+    return CronofyFatalAPIError(
+        f"Connection refused by {where}: nothing listens there ({cause}). Is the Cronofy "
+        f"emulator (or the server the connection's host names) running and listening at {where}, "
+        "and is the connection's host right? A refused connection to a loopback host is not "
+        "retried: every other request would meet it too. Start the server, then try again.",
+        item=item,
+    )
 
 
 def _ssl_cause(error: BaseException) -> BaseException | None:

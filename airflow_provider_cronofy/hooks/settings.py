@@ -3,6 +3,10 @@
 Nothing here sends a request or knows about sessions: the transport and the hook consume what
 :func:`resolve_settings` and :func:`read_credentials` return. Every error is a
 :class:`CronofyConfigError` naming the bad value and what is allowed.
+
+Each setting is read as what a UI form or a secrets backend naturally stores: a number may be a
+JSON number or a numeric string (``10``, ``"10"``, ``" 2.5 "``), and ``null``, ``""`` or a string
+of white space alone means "unset" (the default). ``true``/``false`` are never numbers.
 """
 
 from __future__ import annotations
@@ -151,6 +155,30 @@ def extra_of(conn: Any) -> dict[str, Any]:
     return {**legacy, **{key: value for key, value in extra.items() if not key.startswith(prefix)}}
 
 
+def is_unset(value: object) -> bool:
+    """Whether a setting's ``value`` means "use the default": ``None``, ``""`` or white space alone."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _number(value: object) -> float | None:
+    """``value`` as a float (a number, or a string of one), or ``None``; never a bool."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]  # float() strips white space around a string
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond a float's range
+        return None
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` for a message, cut to 100 characters (an extra can hold anything)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"a {type(value).__name__} too long to show"
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
 def _optional_str(value: object) -> str | None:
     if value is None or value == "":
         return None
@@ -161,19 +189,25 @@ def _optional_str(value: object) -> str | None:
 
 def parse_data_center(value: object) -> str:
     """A data center id (``us`` when unset), case and surrounding blanks ignored."""
-    return _parse_choice(value, list(DATA_CENTERS), f"Unknown Cronofy data center {value!r}: use one of")
+    return _parse_choice(
+        value,
+        list(DATA_CENTERS),
+        f"Unknown Cronofy data center {_shown(value)}: use one of",
+        " (the data_center extra)",
+    )
 
 
-def _parse_choice(value: object, choices: list[str], refusal: str) -> str:
-    # The first choice is the default; the message ends with the list of choices.
-    if value is None or value == "":
+def _parse_choice(value: object, choices: list[str], refusal: str, source: str = "") -> str:
+    # The first choice is the default; the message lists the choices, then ``source``.
+    if is_unset(value):
         return choices[0]
     if isinstance(value, str) and value.strip().lower() in choices:
         return value.strip().lower()
-    raise CronofyConfigError(f"{refusal} {', '.join(choices)}.")
+    raise CronofyConfigError(f"{refusal} {', '.join(choices)}{source}.")
 
 
-def _is_loopback(hostname: str) -> bool:
+def is_loopback_host(hostname: str) -> bool:
+    """Whether ``hostname`` (as written, not resolved) is ``localhost``, in 127.0.0.0/8 or ``::1``."""
     if hostname.lower() == "localhost":
         return True
     try:
@@ -207,7 +241,7 @@ def parse_host(host: str, port: int | None) -> str:
         problem = "it holds user info (credentials belong in the password field)"
     elif parts.query or parts.fragment or "?" in raw or "#" in raw:
         problem = "it holds a query or a fragment"
-    elif scheme == "http" and not _is_loopback(hostname):
+    elif scheme == "http" and not is_loopback_host(hostname):
         problem = "http:// is only allowed for loopback hosts (localhost, 127.0.0.0/8, [::1])"
     elif has_dot_segment(parts.path):
         problem = "its path holds a '.' or '..' segment"
@@ -224,40 +258,30 @@ def parse_host(host: str, port: int | None) -> str:
 
 
 def parse_timeout(value: object) -> float | None:
-    """Seconds greater than 0, or ``None`` when unset."""
-    if value is None or value == "":
+    """Seconds greater than 0 (``30``, ``"2.5"``), or ``None`` when unset."""
+    if is_unset(value):
         return None
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise CronofyConfigError(
-            f"timeout must be a number of seconds greater than 0, got {value!r}."
-        ) from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise CronofyConfigError(f"timeout must be a number of seconds greater than 0, got {value!r}.")
+    seconds = _number(value)
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise CronofyConfigError(f"timeout must be a number of seconds greater than 0, got {_shown(value)}.")
     return seconds
 
 
 def parse_count(name: str, value: object, default: int) -> int:
-    """A whole number, 0 or more (``default`` when unset); ``"5"`` and ``5.0`` are accepted."""
-    if value is None or value == "":
+    """A whole number, 0 or more (``default`` when unset); ``"5"``, ``" 5 "`` and ``5.0`` are accepted."""
+    if is_unset(value):
         return default
-    number: float | None = None
-    if not isinstance(value, bool):
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            number = None
+    number = _number(value)
     if number is None or not math.isfinite(number) or number < 0 or number != int(number):
-        raise CronofyConfigError(f"{name} must be a whole number, 0 or more, got {value!r}.")
+        raise CronofyConfigError(f"{name} must be a whole number, 0 or more, got {_shown(value)}.")
     return int(number)
 
 
 def parse_max_concurrency(value: object, default: int = DEFAULT_MAX_CONCURRENCY) -> int:
     """Requests in flight at once: a whole number from 1 to :data:`MAX_CONCURRENCY_LIMIT` (``default`` when unset)."""
-    message = f"max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY_LIMIT}, got {value!r}."
+    message = (
+        f"max_concurrency must be a whole number from 1 to {MAX_CONCURRENCY_LIMIT}, got {_shown(value)}."
+    )
     try:
         number = parse_count("max_concurrency", value, default)
     except CronofyConfigError:
@@ -269,4 +293,6 @@ def parse_max_concurrency(value: object, default: int = DEFAULT_MAX_CONCURRENCY)
 
 def parse_batch_rate_cost(value: object) -> str:
     """``request`` (default: a batch counts as one request) or ``entries`` (one per entry)."""
-    return _parse_choice(value, list(BATCH_RATE_COSTS), f"batch_rate_cost {value!r} is refused: use one of")
+    return _parse_choice(
+        value, list(BATCH_RATE_COSTS), f"batch_rate_cost {_shown(value)} is refused: use one of"
+    )

@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose",
         action="store_true",
-        help="log every request to stderr, with the scheduling key or event ids it carried (never a "
-        "credential)",
+        help="log every request to stderr, with the scheduling key or event ids it carried (a batch's "
+        "as calendar_id:event_id; never a credential)",
     )
     return parser
 

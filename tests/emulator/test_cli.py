@@ -240,7 +240,7 @@ def test_cli_seeds_agents_and_events_and_logs_their_ids_but_no_secret(monkeypatc
     for carried in (
         "scheduling_key='deal-1'",
         "scheduling_key='deal-typo'",
-        "batch of 2: event_id 'evt_1', 'evt:2'",
+        "batch of 2: calendar:event 'cal_team:evt_1', 'cal_team:evt:2'",
         "event_id='evt_3'",
         "event_id='evt_not_seeded'",
     ):
