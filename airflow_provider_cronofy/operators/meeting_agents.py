@@ -53,7 +53,9 @@ def _keep_partial_results(
 ) -> None:
     """Push what succeeded (XCom ``partial_result``) and, for a :class:`CronofyBulkError`, each
     failed item (XCom ``failures``: ``[{"item", "status_code", "reason"}]``, reasons redacted;
-    for ``events``, ``[{"calendar_id", "event_id", "status_code", "reason"}]``).
+    for ``events``, ``[{"calendar_id", "event_id", "status_code", "reason"}]``) and the items a
+    fatal error kept from being sent (XCom ``not_attempted``, in input order; ``[]`` when none),
+    so that every item is in one of the three.
 
     ``error`` is what stopped the run; anything but a bulk error (an ``execution_timeout``)
     pushes ``partial_result`` only.
@@ -71,6 +73,7 @@ def _keep_partial_results(
                 for f in error.failures
             ]
             ti.xcom_push(key="failures", value=failures)
+            ti.xcom_push(key="not_attempted", value=list(error.not_attempted))
     except Exception:  # the original error matters more than a lost XCom
         log.warning("Could not push the partial_result XCom.", exc_info=True)
 

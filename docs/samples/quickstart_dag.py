@@ -58,7 +58,7 @@ with DAG(
         if outcome is None:  # it failed: what it cancelled before failing, and why the rest failed
             outcome = {
                 key: ti.xcom_pull(task_ids="cancel_scheduled_agents", key=key)
-                for key in ("partial_result", "failures")
+                for key in ("partial_result", "failures", "not_attempted")
             }
         print(f"cancel_scheduled_agents returned {outcome}")
         return outcome

@@ -165,6 +165,17 @@ def test_fatal_status_stops_the_run(requests_mock, status):
     assert info.value.results["cancelled"] == ["k1"]
 
 
+def test_a_stopped_run_pushes_every_item_to_one_of_three_xcoms(requests_mock):
+    # partial_result, failures and not_attempted: a downstream audit loses no key.
+    requests_mock.delete(AGENTS, text=answer_by_key({"k2": 401}))
+    ti = FakeTI()
+    with pytest.raises(CronofyBulkError):
+        scheduled(["k1", "k2", "k3", "k4"], max_concurrency=1).execute({"ti": ti})
+    assert ti.pushed["partial_result"] == {"cancelled": ["k1"], "not_found": []}
+    assert [failure["item"] for failure in ti.pushed["failures"]] == ["k2"]
+    assert ti.pushed["not_attempted"] == ["k3", "k4"]
+
+
 def test_progress_is_logged(requests_mock, monkeypatch, caplog, capsys):
     monkeypatch.setattr(bulk, "PROGRESS_EVERY_SECONDS", 0.0)
     requests_mock.delete(AGENTS, status_code=202)
