@@ -1,7 +1,8 @@
 """Faults survived, over real HTTP against the local Cronofy emulator (127.0.0.1 only).
 
 Time is bounded by counting (requests sent, back-offs chosen), never by measuring it: the hooks'
-sleeps are recorded instead of slept, back-offs are tiny.
+sleeps are recorded instead of slept (their clock moves on by them), back-offs are tiny. The two
+pacing tests at the server's limits run in real time, and say so: see the note above them.
 """
 
 from __future__ import annotations
