@@ -85,7 +85,7 @@ class CronofyEmulator(FaultScripting):
         ``POST /v1/batch`` counts against the rate limits: ``"request"`` (one, the default) or
         ``"entries"`` (one per entry; a batch that does not fit answers 429 as a whole).
 
-        ``clock`` (monotonic seconds, :func:`time.monotonic` by default) is the time the rate
+        ``clock`` (monotonic seconds, ``time.monotonic`` by default) is the time the rate
         limits, token lifetimes and :attr:`requests` arrival times count on: a test that moves it
         forward skips a rate-limit window instead of waiting it out.
         """
