@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +68,57 @@ def no_sleep(monkeypatch):
 
     monkeypatch.setattr(CronofyHook, "__init__", init)
     return slept
+
+
+class SteppedClock:
+    """Monotonic seconds that a test can move forward at once: ``time.monotonic()`` plus every
+    :meth:`skip`. What reads it (pacers, hooks, an emulator given it) sees a wait pass without
+    waiting it out; real time still flows between skips."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def skip(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward (a sleep that takes no time)."""
+        with self._lock:
+            self.skipped += max(seconds, 0.0)
+
+
+@pytest.fixture
+def stepped_clock(monkeypatch) -> SteppedClock:
+    """The process's pacers (made afresh for the test) run on a :class:`SteppedClock` and skip it
+    instead of sleeping, and so do the back-offs of every :class:`CronofyHook`; give it to an
+    emulator (``CronofyEmulator(clock=stepped_clock)``) and the emulator's rate limits and token
+    lifetimes count on it too.
+
+    Only for runs where nothing is in flight while a wait is skipped (one request at a time, or
+    requests-mock): a skip while a request is on its way to the emulator would make it arrive
+    later than it was sent, which real time never does on the loopback.
+    """
+    from airflow_provider_cronofy.hooks import pacing
+    from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+
+    clock = SteppedClock()
+
+    class SteppedPacer(pacing.RequestPacer):
+        def __init__(self, windows, **kwargs) -> None:
+            super().__init__(windows, **{"clock": clock, "sleep": clock.skip, **kwargs})
+
+    original_init = CronofyHook.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.sleep = clock.skip
+        self.clock = clock
+
+    monkeypatch.setattr(pacing, "_shared", {})
+    monkeypatch.setattr(pacing, "RequestPacer", SteppedPacer)
+    monkeypatch.setattr(CronofyHook, "__init__", init)
+    return clock
 
 
 @pytest.fixture

@@ -2,22 +2,23 @@
 
 The regression tests for issue 9: on 3.0 and 3.1 ``_compat`` fell back to 2.11 names that no
 longer exist, and no module of the provider could be imported. Each public module is imported
-here in a fresh interpreter (nothing imported earlier by the test session can hide a missing
-name), with warnings raised from our modules turned into errors, and every ``_compat`` name is
-checked against the object that this Airflow line itself uses at run time.
+here in a fresh interpreter (nothing imported earlier by the test session, or by another module's
+check, can hide a missing name), with warnings raised from our modules turned into errors, and
+every ``_compat`` name is checked against the object that this Airflow line itself uses at run
+time. The fresh interpreters are forks of one that imported Airflow only
+(:mod:`tests.fresh_interpreter`): one Airflow import for all of them instead of one each.
 """
 
 from __future__ import annotations
 
 import pkgutil
-import subprocess
-import sys
 
 import pytest
 
 import airflow_provider_cronofy
 from airflow_provider_cronofy import _compat
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyInputError
+from tests.fresh_interpreter import Finished, Snippet, run_fresh
 from tests.lines import LINE, LINES
 
 
@@ -47,17 +48,57 @@ def test_public_modules_include_hook_operators_and_emulator():
         assert expected in modules
 
 
-@pytest.mark.parametrize("module", public_modules())
-def test_public_module_imports_in_a_fresh_interpreter_without_warnings(module):
+def import_checked(module: str) -> str:
     # Warnings attributed to our modules (a deprecated Airflow name we use) become errors, as does
     # any import error; Airflow's warnings about its own configuration are not ours to fix.
-    code = (
+    return (
         "import warnings\n"
         "warnings.filterwarnings('error', module=r'airflow_provider_cronofy(\\.|$)')\n"
         f"import {module}\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+# Snippets that show the check below can fail: a warning from one of our modules ends the
+# import, a missing module fails it, and no module of ours is imported before a snippet runs (not
+# by Airflow's provider discovery, nor by an earlier snippet).
+OURS_IMPORTED = (
+    "import sys\nprint(sorted(n for n in sys.modules if n.startswith('airflow_provider_cronofy')))"
+)
+WARNING_FROM_ONE_OF_OUR_MODULES = (
+    "exec(\"import warnings\\nwarnings.warn('old name', DeprecationWarning)\", "
+    "{'__name__': 'airflow_provider_cronofy.some_module'})\n"
+)
+CHECKS_OF_THE_CHECK = {
+    "check: warns": Snippet(import_checked("json") + WARNING_FROM_ONE_OF_OUR_MODULES),
+    "check: missing": Snippet(import_checked("airflow_provider_cronofy.no_such_module")),
+    "check: before": Snippet(OURS_IMPORTED),
+    "check: imports": Snippet(import_checked("airflow_provider_cronofy.hooks.cronofy")),
+    "check: after": Snippet(OURS_IMPORTED),
+}
+
+
+@pytest.fixture(scope="module")
+def fresh_imports() -> dict[str, Finished]:
+    """Each public module imported in a fresh interpreter of its own: how each import ended."""
+    modules = {module: Snippet(import_checked(module)) for module in public_modules()}
+    return run_fresh({**CHECKS_OF_THE_CHECK, **modules})
+
+
+@pytest.mark.parametrize("module", public_modules())
+def test_public_module_imports_in_a_fresh_interpreter_without_warnings(fresh_imports, module):
+    result = fresh_imports[module]
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_fresh_interpreter_check_fails_on_a_warning_or_an_import_error(fresh_imports):
+    assert fresh_imports["check: warns"].returncode == 1
+    assert "DeprecationWarning: old name" in fresh_imports["check: warns"].stderr
+    assert fresh_imports["check: missing"].returncode == 1
+    missing = fresh_imports["check: missing"].stderr
+    assert "No module named 'airflow_provider_cronofy.no_such_module'" in missing
+    assert fresh_imports["check: imports"].returncode == 0, fresh_imports["check: imports"].stderr[-3000:]
+    assert fresh_imports["check: before"].stdout.strip() == "[]"
+    assert fresh_imports["check: after"].stdout.strip() == "[]"
 
 
 def _runtime_objects() -> dict[str, object]:

@@ -194,9 +194,11 @@ def test_test_connection_against_emulator(emulator, connect):
     assert emulator.requests[-1].path == "/v1/userinfo"
 
 
-def test_hook_pacing_avoids_429(emulator, monkeypatch):
+def test_concurrent_hook_pacing_avoids_429_in_real_time(emulator, monkeypatch):
+    # Real time: 20 requests in flight while others wait for a slot (a stepped clock skipping the
+    # waits would delay requests on their way). 30 keys at 20/s: the burst, then a second window.
     with CronofyEmulator(rate_limit_per_second=20, rate_limit_per_minute=1000) as emu:
-        keys = [f"k{i}" for i in range(45)]
+        keys = [f"k{i}" for i in range(30)]
         for key in keys:
             emu.schedule_agent(key)
         monkeypatch.setenv(
@@ -208,8 +210,9 @@ def test_hook_pacing_avoids_429(emulator, monkeypatch):
         assert emu.fault_counts["rate_limited"] == 0
 
 
-def test_without_pacing_the_emulator_rate_limits_and_hook_recovers(emulator, monkeypatch):
-    with CronofyEmulator(rate_limit_per_second=10, rate_limit_per_minute=1000) as emu:
+def test_without_pacing_the_emulator_rate_limits_and_hook_recovers(emulator, monkeypatch, stepped_clock):
+    # The back-offs skip the clock the emulator's rate limit counts on: its window passes at once.
+    with CronofyEmulator(rate_limit_per_second=10, rate_limit_per_minute=1000, clock=stepped_clock) as emu:
         keys = [f"k{i}" for i in range(25)]
         for key in keys:
             emu.schedule_agent(key)

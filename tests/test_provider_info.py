@@ -10,11 +10,13 @@ from pathlib import Path
 
 import airflow
 import jsonschema
+import pytest
 
 from airflow_provider_cronofy import __version__
 from airflow_provider_cronofy._compat import AIRFLOW_V_3
 from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from tests.fresh_interpreter import Finished, Snippet, run_fresh
 from tests.lines import form_outside_the_ui
 
 
@@ -115,35 +117,49 @@ def test_provider_discovery_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
 
 
-def test_our_imports_raise_no_deprecation_warning():
-    code = (
-        "import json, warnings\n"
-        "try:\n    import airflow.sdk\nexcept ImportError:\n    import airflow\n"
-        "with warnings.catch_warnings(record=True) as caught:\n"
-        "    warnings.simplefilter('always')\n"
-        "    import airflow_provider_cronofy.operators.meeting_agents\n"
-        "    import airflow_provider_cronofy.hooks.cronofy\n"
-        "print(json.dumps([[w.filename, str(w.message)] for w in caught\n"
-        "                  if issubclass(w.category, DeprecationWarning)]))\n"
+# What DAG files see: each snippet first imports Airflow as a DAG file does, then our modules, in a
+# fresh interpreter of its own (forks of one Airflow import, see tests/fresh_interpreter.py).
+AIRFLOW_AS_A_DAG_FILE_DOES = "try:\n    import airflow.sdk\nexcept ImportError:\n    import airflow\n"
+DEPRECATION_WARNINGS_OF_OUR_IMPORTS = (
+    f"import json, warnings\n{AIRFLOW_AS_A_DAG_FILE_DOES}"
+    "with warnings.catch_warnings(record=True) as caught:\n"
+    "    warnings.simplefilter('always')\n"
+    "    import airflow_provider_cronofy.operators.meeting_agents\n"
+    "    import airflow_provider_cronofy.hooks.cronofy\n"
+    "print(json.dumps([[w.filename, str(w.message)] for w in caught\n"
+    "                  if issubclass(w.category, DeprecationWarning)]))\n"
+)
+WHAT_THE_OPERATORS_MODULE_IMPORTS = (
+    f"import sys\n{AIRFLOW_AS_A_DAG_FILE_DOES}"
+    "before = set(sys.modules)\n"
+    "import airflow_provider_cronofy.operators.meeting_agents\n"
+    "new = set(sys.modules) - before\n"
+    "print(sorted(n for n in new if n.split('.')[0] in ('requests', 'urllib3', 'tenacity')"
+    " or n == 'airflow_provider_cronofy.hooks.cronofy'))\n"
+)
+
+
+@pytest.fixture(scope="module")
+def dag_file_imports() -> dict[str, Finished]:
+    results = run_fresh(
+        {
+            "warnings": Snippet(DEPRECATION_WARNINGS_OF_OUR_IMPORTS),
+            "imported": Snippet(WHAT_THE_OPERATORS_MODULE_IMPORTS),
+        }
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    caught = json.loads(out.stdout.strip().splitlines()[-1])
+    for result in results.values():
+        assert result.returncode == 0, result.stderr[-3000:]
+    return results
+
+
+def test_our_imports_raise_no_deprecation_warning(dag_file_imports):
+    caught = json.loads(dag_file_imports["warnings"].stdout.strip().splitlines()[-1])
     # Airflow 2.11 warns about its own metrics settings on first import of its models; that is
     # Airflow's configuration, not our import paths. On Airflow 3 nothing at all may warn.
     ours = [w for w in caught if AIRFLOW_V_3 or "airflow_provider_cronofy" in w[0]]
     assert ours == []
 
 
-def test_dag_files_do_not_import_the_hook_or_requests_through_us():
+def test_dag_files_do_not_import_the_hook_or_requests_through_us(dag_file_imports):
     # The operators module is what every DAG file imports: parsing must not pay for requests.
-    code = (
-        "import sys\n"
-        "try:\n    import airflow.sdk\nexcept ImportError:\n    import airflow\n"
-        "before = set(sys.modules)\n"
-        "import airflow_provider_cronofy.operators.meeting_agents\n"
-        "new = set(sys.modules) - before\n"
-        "print(sorted(n for n in new if n.split('.')[0] in ('requests', 'urllib3', 'tenacity')"
-        " or n == 'airflow_provider_cronofy.hooks.cronofy'))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert dag_file_imports["imported"].stdout.strip().splitlines()[-1] == "[]"

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from airflow_provider_cronofy.testing import CronofyEmulator, running_emulator
+from tests.conftest import SteppedClock
 from tests.emulator._support import TIMEOUT, bearer
 
 pytest_plugins = ["airflow_provider_cronofy.testing.pytest_plugin"]
@@ -45,6 +46,26 @@ def test_stop_closes_idle_keep_alive_connections():
     conn.sock.settimeout(2)
     assert conn.sock.recv(1) == b""
     conn.close()
+
+
+def test_clock_times_arrivals_and_token_lifetimes(cronofy_emulator_factory, session):
+    clock = SteppedClock()
+    emulator = cronofy_emulator_factory(access_token_lifetime=600, clock=clock)
+    emulator.add_refresh_token("rt_clock")
+    form = {
+        "client_id": emulator.client_id,
+        "client_secret": emulator.api_key,
+        "grant_type": "refresh_token",
+        "refresh_token": "rt_clock",
+    }
+    token = session.post(f"{emulator.url}/oauth/token", data=form, timeout=TIMEOUT).json()["access_token"]
+    userinfo = f"{emulator.url}/v1/userinfo"
+    clock.skip(599.0)
+    assert session.get(userinfo, headers=bearer(token), timeout=TIMEOUT).status_code == 200
+    clock.skip(2.0)  # past the 600 s lifetime on the emulator's clock: the token stopped working
+    assert session.get(userinfo, headers=bearer(token), timeout=TIMEOUT).status_code == 401
+    first, before, after = (r.time for r in emulator.requests)
+    assert 599.0 <= before - first < 600.0 < after - first
 
 
 def test_running_emulator_context_manager_starts_and_stops():

@@ -281,7 +281,9 @@ def test_batch_counts_as_one_request_by_default(requests_mock, set_connection):
     assert [len(events_of(r)) for r in requests_mock.request_history] == [50, 50, 20]
 
 
-def test_batch_rate_cost_entries_sizes_batches_to_the_limit(requests_mock, set_connection, monkeypatch):
+def test_batch_rate_cost_entries_sizes_batches_to_the_limit(
+    requests_mock, set_connection, monkeypatch, stepped_clock
+):
     from airflow_provider_cronofy.hooks import pacing
 
     set_connection(
@@ -383,11 +385,14 @@ def test_over_http_unknown_calendar_stops_the_run(emulator, monkeypatch):
 
 
 @pytest.mark.parametrize("cost", ["request", "entries"])
-def test_over_http_paced_batches_meet_no_429(monkeypatch, cost):
+def test_over_http_paced_batches_meet_no_429_in_real_time(monkeypatch, cost):
+    # Real time: a batch waits for its slot while another is on its way (a stepped clock skipping
+    # the wait would delay that one). 60 events at 30/s: two batches of 30 a second apart, or one
+    # batch of 50 and one of 10 when a batch counts as one request.
     with CronofyEmulator(rate_limit_per_second=30, rate_limit_per_minute=None, batch_rate_cost=cost) as emu:
         emu.add_access_token(TOKEN, account_id="acc_b")
         emu.add_calendar("cal_b", access_token=TOKEN)
-        events = [f"evt_{i:03d}" for i in range(90)]
+        events = [f"evt_{i:03d}" for i in range(60)]
         for event in events:
             emu.add_event("cal_b", event)
         connect(emu, monkeypatch, rate_limit_per_second=30, batch_rate_cost=cost)
@@ -395,7 +400,7 @@ def test_over_http_paced_batches_meet_no_429(monkeypatch, cost):
         assert op.execute({}) == {"cancelled": events}
         assert emu.fault_counts["rate_limited"] == 0
         sizes = sorted(len(r.batch_entries) for r in emu.requests)
-        assert sizes == ([30, 30, 30] if cost == "entries" else [40, 50])
+        assert sizes == ([30, 30] if cost == "entries" else [10, 50])
 
 
 def test_over_http_expired_token_refreshed_once_for_concurrent_batches(emulator, monkeypatch):

@@ -1,8 +1,9 @@
 """Deferrable bulk runs: segments under the rate limit, the carried state, resuming, results.
 
 Most tests drive ``execute`` / ``execute_complete`` directly (requests-mock, or the emulator over
-HTTP). The ones marked ``slow`` run a real ``dag.test()`` through a minute window of the
-emulator's enforced rate limit: they take a minute of real time each, and ``make test`` runs them.
+HTTP). One runs a real ``dag.test()`` through a minute window of the emulator's enforced rate
+limit: the pacer and the emulator run on one clock, which the deferral moves past the window (the
+triggerer's wait), so the minute takes no time.
 """
 
 from __future__ import annotations
@@ -152,11 +153,13 @@ def test_a_run_that_fits_the_window_does_not_defer(requests_mock, paced):
     assert scheduled(KEYS[:3]).execute({}) == {"cancelled": KEYS[:3], "not_found": []}
 
 
-def test_short_waits_are_sat_out_in_the_worker(requests_mock, set_connection, no_sleep):
+def test_short_waits_are_sat_out_in_the_worker(requests_mock, set_connection, stepped_clock):
     # 2 a second: the next slot is never more than about a second away, below defer_after.
     set_connection(rate_limit_per_second=2, rate_limit_per_minute=0)
     requests_mock.delete(AGENTS, status_code=202)
     assert scheduled(KEYS[:5]).execute({}) == {"cancelled": KEYS[:5], "not_found": []}
+    (pacer,) = pacing._shared.values()
+    assert pacer.waited > 0  # the pacer did wait (on the stepped clock), in the worker
 
 
 def test_a_batch_slot_sends_many_items(set_connection):
@@ -369,7 +372,7 @@ def test_second_segment_failure_over_http_keeps_the_first_segments_successes(mon
     assert sent == Counter(keys)  # each key sent once, across both segments
 
 
-# ---------------------------------------------------------------------------- dag.test(), a real minute
+# ---------------------------------------------------------------------------- dag.test(), a minute skipped
 
 
 def dag_bag():
@@ -383,17 +386,28 @@ def dag_bag():
         return DagBag(dag_folder=str(DAGS), include_examples=False)
 
 
-@pytest.mark.slow
-def test_dag_test_run_defers_through_a_minute_window_and_resumes(metadata_db, monkeypatch, tmp_path):
-    """15 keys at 10 a minute, enforced by the emulator: 10 sent, one deferral, 5 sent."""
+def test_dag_test_run_defers_through_a_minute_window_and_resumes(
+    metadata_db, monkeypatch, tmp_path, stepped_clock
+):
+    """15 keys at 10 a minute, enforced by the emulator: 10 sent, one deferral, 5 sent.
+
+    The deferral's trigger fires at once and the clock the pacer and the emulator count on skips
+    the wait it was given: for both, the minute has passed.
+    """
     keys = [f"dag-{i:02d}" for i in range(15)]
     deferrals: list[dict] = []
+    waits: list[float] = []
     resumes: list[object] = []
     original_defer = CancelScheduledMeetingAgentOperator.defer
     original_resume = CancelScheduledMeetingAgentOperator.execute_complete
 
     def counting_defer(self, **kwargs):
         deferrals.append(kwargs["kwargs"]["resume"])
+        trigger = kwargs["trigger"]
+        now = datetime.now(timezone.utc)
+        waits.append((trigger.moment - now).total_seconds())
+        stepped_clock.skip(waits[-1])  # the triggerer's wait, as the pacer and the emulator see it
+        kwargs["trigger"] = ResumeAtTrigger(now, trigger.carry)
         return original_defer(self, **kwargs)
 
     def counting_resume(self, context, event=None, resume=None):
@@ -408,7 +422,9 @@ def test_dag_test_run_defers_through_a_minute_window_and_resumes(metadata_db, mo
     import airflow.settings
 
     monkeypatch.setattr(airflow.settings, "DAGS_FOLDER", str(DAGS))
-    with CronofyEmulator(rate_limit_per_minute=10, unknown_scheduling_key_status=404) as emu:
+    with CronofyEmulator(
+        rate_limit_per_minute=10, unknown_scheduling_key_status=404, clock=stepped_clock
+    ) as emu:
         for key in keys:
             if key != "dag-03":
                 emu.schedule_agent(key)
@@ -425,6 +441,7 @@ def test_dag_test_run_defers_through_a_minute_window_and_resumes(metadata_db, mo
     assert str(run.state) in ("success", "DagRunState.SUCCESS")
     assert len(deferrals) == 1 and len(resumes) == 1
     assert deferrals[0]["position"] == 10
+    assert 55 < waits[0] < 65  # the minute window (plus the pacer's margin) from the first send
     assert json.loads(xcom_file.read_text()) == {
         "cancelled": [k for k in keys if k != "dag-03"],
         "not_found": ["dag-03"],

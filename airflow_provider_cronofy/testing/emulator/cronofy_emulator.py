@@ -12,6 +12,8 @@ import json
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from airflow_provider_cronofy.testing.emulator.faults import Faults, FaultScripting
@@ -63,6 +65,7 @@ class CronofyEmulator(FaultScripting):
         ssl_context: ssl.SSLContext | None = None,
         latency: Latency = 0.0,
         batch_rate_cost: str = "request",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`.
 
@@ -81,6 +84,10 @@ class CronofyEmulator(FaultScripting):
         ``latency`` (see :attr:`latency`) is added to every answer. ``batch_rate_cost`` is how a
         ``POST /v1/batch`` counts against the rate limits: ``"request"`` (one, the default) or
         ``"entries"`` (one per entry; a batch that does not fit answers 429 as a whole).
+
+        ``clock`` (monotonic seconds, ``time.monotonic`` by default) is the time the rate
+        limits, token lifetimes and :attr:`requests` arrival times count on: a test that moves it
+        forward skips a rate-limit window instead of waiting it out.
         """
         self.host = host
         self.port = port
@@ -107,8 +114,8 @@ class CronofyEmulator(FaultScripting):
 
         self._state = CronofyState(self)
         self._faults = Faults()
-        self._traffic = Traffic()
-        self._routes = Routes(self._state, self._faults)
+        self._traffic = Traffic(clock)
+        self._routes = Routes(self._state, self._faults, clock)
         self._lifecycle_lock = threading.Lock()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None

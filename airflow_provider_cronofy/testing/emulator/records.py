@@ -31,9 +31,9 @@ class RecordedRequest:
     lower-cased names, ``json`` is the parsed body or ``None`` when the body is empty or not JSON.
     ``status`` is the status answered, or ``None`` when the connection was dropped (or the request
     is still being answered). ``connection_id`` numbers the accepted TCP connections from 1, so two
-    requests with the same id travelled on one keep-alive connection. ``time`` is
-    ``time.monotonic()`` at arrival. ``batch_entries`` holds, for a ``POST /v1/batch`` answered
-    207, every entry as handled, in order (empty for any other request).
+    requests with the same id travelled on one keep-alive connection. ``time`` is the emulator's
+    ``clock`` (``time.monotonic()`` unless given) at arrival. ``batch_entries`` holds, for a
+    ``POST /v1/batch`` answered 207, every entry as handled, in order (empty for any other request).
     """
 
     method: str

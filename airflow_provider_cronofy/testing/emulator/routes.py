@@ -11,6 +11,7 @@ Anything else answers 404. Faults and latency are the server's business, not the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from airflow_provider_cronofy.testing.emulator import accounts, meeting_agents
 from airflow_provider_cronofy.testing.emulator.answers import Reject, Response, error
@@ -22,11 +23,17 @@ from airflow_provider_cronofy.testing.emulator.state import CronofyState
 
 
 class Routes:
-    """Answers requests against one ``CronofyState``, rate-limited like Cronofy's defaults."""
+    """Answers requests against one ``CronofyState``, rate-limited like Cronofy's defaults.
 
-    def __init__(self, state: CronofyState, faults: Faults) -> None:
+    ``clock`` (monotonic seconds) is the time the rate limits and token lifetimes count on.
+    """
+
+    def __init__(
+        self, state: CronofyState, faults: Faults, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._state = state
         self._faults = faults
+        self._clock = clock
         self._limiter = RateLimiter()
 
     def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Response:
@@ -37,7 +44,7 @@ class Routes:
         weighed = settings.batch_rate_cost == "entries" and method == "POST" and bare == "/v1/batch"
         cost = batch_cost(body) if weighed else 1
         with self._state.lock:
-            now = time.monotonic()
+            now = self._clock()
             if not self._limiter.admit(
                 now, cost, settings.rate_limit_per_second, settings.rate_limit_per_minute
             ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, overload
 
 from airflow_provider_cronofy.testing.emulator.answers import Response, parse_json_lenient
@@ -14,9 +15,10 @@ from airflow_provider_cronofy.testing.emulator.records import Record, RecordedRe
 
 
 class Traffic:
-    """Records and counters, updated by the server's handler threads."""
+    """Records and counters, updated by the server's handler threads; ``clock`` times arrivals."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._records: list[Record] = []
         self._connections = 0
@@ -59,9 +61,7 @@ class Traffic:
         self, method: str, path: str, headers: dict[str, str], body: bytes, connection_id: int
     ) -> Record:
         """Record a request on arrival; it is in flight until :meth:`finish` or :meth:`request_done`."""
-        record = Record(
-            method, path, headers, body, parse_json_lenient(body), connection_id, time.monotonic()
-        )
+        record = Record(method, path, headers, body, parse_json_lenient(body), connection_id, self._clock())
         with self._lock:
             self._records.append(record)
             self._requests_received += 1
