@@ -182,12 +182,14 @@ CASES: dict[str, Case] = {
         lambda: integrated(calendar_id="cal 1"), CronofyInputError, ["calendar_id 'cal 1' holds whitespace"]
     ),
     "calendar-leading-space": Case(
-        lambda: integrated(calendar_id=" cal_1"), CronofyInputError, ["calendar_id ' cal_1' holds whitespace"]
+        lambda: integrated(calendar_id=" cal_1"),
+        CronofyInputError,
+        ["calendar_id ' cal_1' has leading or trailing white space", "('cal_1')"],
     ),
     "calendar-newline": Case(
         lambda: integrated(calendar_id="cal_1\n"),
         CronofyInputError,
-        ["calendar_id 'cal_1\\n' holds whitespace"],
+        ["calendar_id 'cal_1\\n' has leading or trailing white space", "('cal_1')"],
     ),
     "calendar-nul": Case(
         lambda: integrated(calendar_id="cal\x001"),
