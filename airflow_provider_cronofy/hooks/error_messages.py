@@ -8,18 +8,14 @@ built from our own words and Cronofy's error keys; the hook still passes them th
 from __future__ import annotations
 
 import json
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyConfigError, CronofyFatalAPIError
-from airflow_provider_cronofy.hooks.settings import CronofySettings
 from airflow_provider_cronofy.hooks.transport import (
     RETRYABLE_STATUSES,
     Reply,
-    host_and_port,
     status_text,
-    transport_failure,
 )
 
 FATAL_STATUSES = frozenset({401, 402, 403, 423})
@@ -177,76 +173,6 @@ def refresh_settings_missing(missing: list[str], conn_id: str) -> CronofyConfigE
     return CronofyConfigError(
         f"Refreshing the access token needs {', '.join(missing)} in connection '{conn_id}'."
     )
-
-
-def tls_error(settings: CronofySettings, error: BaseException, *, item: str | None) -> CronofyFatalAPIError:
-    """A TLS failure (wrong protocol, handshake, certificate) talking to ``settings.base_url``.
-
-    Fatal: every request would meet it, and so would a retry of the task. The message says what
-    to do: for a certificate that is not trusted, ``REQUESTS_CA_BUNDLE``; when ``https://`` was
-    only assumed (the host had no scheme), the ``http://`` URL to write for a plain-HTTP server.
-    """
-    cause = _ssl_cause(error)
-    base_url = settings.base_url
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        detail = cause.verify_message or cause.reason or "not trusted"
-        message = (
-            f"TLS certificate check failed talking to {base_url} ({detail}). If the server's "
-            "certificate is signed by your own CA (a corporate proxy, a test server), set "
-            "REQUESTS_CA_BUNDLE on the worker to a PEM file holding that CA; otherwise check the "
-            "connection's host."
-        )
-    else:
-        reason = getattr(cause, "reason", None) or type(cause or error).__name__
-        message = f"TLS handshake with {base_url} failed ({reason})."
-    if settings.scheme_defaulted and base_url.startswith("https://"):
-        plain = "http://" + base_url[len("https://") :]
-        message += (
-            " The connection's host has no scheme, so https:// was assumed; if the server speaks "
-            f"plain HTTP (the Cronofy emulator does unless started with --certfile), write the host "
-            f"as {plain} (http:// is allowed for loopback hosts only)."
-        )
-    elif not isinstance(cause, ssl.SSLCertVerificationError):
-        message += " Check that the connection's host is a Cronofy API (or a TLS proxy) serving https://."
-    return CronofyFatalAPIError(message, item=item)
-
-
-def loopback_refused_error(
-    settings: CronofySettings, error: BaseException, *, item: str | None
-) -> CronofyFatalAPIError:
-    """A loopback host refused the connection: nothing listens at that port (see
-    :func:`~airflow_provider_cronofy.hooks.transport.refused_on_loopback`).
-
-    Fatal, at once: no retry, and a bulk run stops with the items never sent in
-    ``not_attempted``. The message names host:port and what to check, never the exception's text.
-    """
-    where = host_and_port(settings.base_url)
-    cause = transport_failure(error).cause or type(error).__name__
-    return CronofyFatalAPIError(
-        f"Connection refused by {where}: nothing listens there ({cause}). Is the Cronofy "
-        f"emulator (or the server the connection's host names) running and listening at {where}, "
-        "and is the connection's host right? A refused connection to a loopback host is not "
-        "retried: every other request would meet it too. Start the server, then try again.",
-        item=item,
-    )
-
-
-def _ssl_cause(error: BaseException) -> BaseException | None:
-    """The :class:`ssl.SSLError` behind a ``requests`` SSLError (wrapped by urllib3), if any."""
-    seen: set[int] = set()
-    current: Any = error
-    while isinstance(current, BaseException) and id(current) not in seen:
-        if isinstance(current, ssl.SSLError):
-            return current
-        seen.add(id(current))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            current = reason
-        elif current.args and isinstance(current.args[0], BaseException):
-            current = current.args[0]
-        else:
-            current = current.__cause__ or current.__context__
-    return None
 
 
 def json_or_none(body: bytes) -> Any:
