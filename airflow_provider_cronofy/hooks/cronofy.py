@@ -27,7 +27,6 @@ from airflow_provider_cronofy.exceptions import (
 )
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.hooks import connection_check, error_messages, events
-from airflow_provider_cronofy.hooks.call import Call
 from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.engine import BulkEngine, Job, ResultHandler, UnitGate
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
@@ -40,6 +39,7 @@ from airflow_provider_cronofy.hooks.settings import (
 )
 from airflow_provider_cronofy.hooks.tokens import AccessTokens
 from airflow_provider_cronofy.hooks.transport import (
+    Call,
     Gate,
     Reply,
     Request,

@@ -104,16 +104,23 @@ def api_error(
     return kind(message, status_code=status, errors=errors, item=item, fatal=status in FATAL_STATUSES)
 
 
-def unknown_calendar_error(calendar_id: str, reply: Reply, *, item: str | None) -> CronofyFatalAPIError:
-    """A 404 on a calendar call: every other event of that calendar would meet it too."""
-    return CronofyFatalAPIError(
+def unknown_calendar_error(
+    calendar_id: str, reply: Reply, *, item: str | None, fatal: bool = True
+) -> CronofyAPIError:
+    """A 404 on a calendar call: every other event of that calendar would meet it too.
+
+    ``fatal`` (a run over one calendar): a :class:`CronofyFatalAPIError`, which stops the run;
+    otherwise (events across calendars) a plain :class:`CronofyAPIError` that fails the event.
+    """
+    kind = CronofyFatalAPIError if fatal else CronofyAPIError
+    return kind(
         f"Cronofy answered 404 for calendar '{calendar_id}': the calendar does not exist or "
         "is not accessible to the connection's access token (a token of another user or "
         "data center).",
         status_code=404,
         errors=errors_of(reply.body),
         item=item,
-        fatal=True,
+        fatal=fatal,
     )
 
 

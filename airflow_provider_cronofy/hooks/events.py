@@ -30,9 +30,15 @@ from typing import Any
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError
 from airflow_provider_cronofy.hooks import error_messages
-from airflow_provider_cronofy.hooks.call import Call
 from airflow_provider_cronofy.hooks.settings import CronofySettings
-from airflow_provider_cronofy.hooks.transport import RETRYABLE_STATUSES, Gate, Reply, Request, RetryLater
+from airflow_provider_cronofy.hooks.transport import (
+    RETRYABLE_STATUSES,
+    Call,
+    Gate,
+    Reply,
+    Request,
+    RetryLater,
+)
 from airflow_provider_cronofy.validation import calendar_path_segment, validate_item
 from airflow_provider_cronofy.wording import NOT_SENT
 
@@ -126,12 +132,6 @@ def not_sent_error(item: EventKey) -> CronofyAPIError:
         "events in this run).",
         item=event_id,
     )
-
-
-def unknown_calendar_error(calendar_id: str, reply: Reply, event_id: str) -> CronofyAPIError:
-    """The 404 of one event across calendars: worded as a single-calendar run words it, but not fatal."""
-    fatal = error_messages.unknown_calendar_error(calendar_id, reply, item=event_id)
-    return CronofyAPIError(str(fatal), status_code=404, errors=fatal.errors, item=event_id)
 
 
 def event_cancellation_job(
@@ -301,7 +301,8 @@ class EventCancellationJob:
         calendar_id, event_id = key
         if reply.status == 404 and self.calendar_id is None:
             self.note_unknown_calendar(calendar_id)
-            return unknown_calendar_error(calendar_id, reply, event_id)
+            # Worded as a one-calendar run words it, but it fails only this calendar's events.
+            return error_messages.unknown_calendar_error(calendar_id, reply, item=event_id, fatal=False)
         return event_outcome(reply, calendar_id, event_id, self._api_error)
 
 

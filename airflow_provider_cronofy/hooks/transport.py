@@ -79,6 +79,18 @@ class Request(NamedTuple):
         return f"{self.method} {self.path}" + (f" for {self.item!r}" if self.item is not None else "")
 
 
+class Call(NamedTuple):
+    """One Cronofy call: what to send, with which credential, and what its final answer means.
+
+    ``auth`` is ``"api_key"`` or ``"access_token"``. ``interpret`` turns a final (non-retryable,
+    or budget-spent) reply into the call's result, or raises the call's :class:`CronofyAPIError`.
+    """
+
+    request: Request
+    auth: str
+    interpret: Callable[[Reply], Any]
+
+
 class RetryLater(Exception):
     """One attempt failed in a way worth another try: a retryable reply, or a transport error."""
 
