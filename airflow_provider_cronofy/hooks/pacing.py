@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import operator
 import threading
 import time
 import uuid
@@ -240,6 +241,7 @@ class RequestPacer:
 
 
 _UNPACED = Slot(0.0)
+_AT = operator.attrgetter("at")
 
 
 def _arrival(slot: Slot, now: float, fastest: float | None) -> float:
@@ -286,9 +288,15 @@ def _wait_for(
         over = len(sent) + min(cost, limit) - limit
         if over > 0:
             # Slots answered late may be out of order, and expired ones may sit behind an
-            # unanswered one: wait for the over-th to leave (an expired one: no wait).
-            leaves = (_leaves(slot, now, seconds, fastest) for slot in sent)
-            nth = min(leaves) if over == 1 else heapq.nsmallest(over, leaves)[-1]
+            # unanswered one: wait for the over-th to leave (an expired one: no wait). No slot
+            # leaves before its ``at`` + ``seconds``: when the over earliest by ``at`` are all
+            # answered, the over-th of them is the one (the usual case, and the cheap one).
+            earliest = [min(sent, key=_AT)] if over == 1 else heapq.nsmallest(over, sent, key=_AT)
+            if all(slot.answered for slot in earliest):
+                nth = earliest[-1].at + seconds
+            else:
+                leaves = [_leaves(slot, now, seconds, fastest) for slot in sent]
+                nth = min(leaves) if over == 1 else heapq.nsmallest(over, leaves)[-1]
             delay = max(delay, nth - now)
     return delay
 

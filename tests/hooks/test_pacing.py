@@ -336,6 +336,21 @@ def test_an_unanswered_request_never_leaves_a_window_until_its_answer():
     assert sum(clock.sleeps) == clock.now - 1003.5
 
 
+def test_a_cost_counts_an_unanswered_request_among_those_it_needs_gone():
+    clock = FakeClock()
+    pacer, answers = paced([(3, 1.0)], clock)
+    answered_at_once(pacer, clock, took=0.010)  # counts at 1000.01
+    pending = pacer.acquire()  # at 1000.01, unanswered
+    answered_at_once(pacer, clock, took=0.0)  # at 1000.01
+    clock.now = 1001.5  # both answered ones have left; the unanswered one has not
+    assert pacer.next_slot_in(2) == 0.0
+    assert pacer.next_slot_in(3) > 0.0
+    answers.answer(pending, at=1001.6)
+    assert pacer.acquire(3) is not None
+    # Answered 1.59 s after it left, that much slower than the fastest (0 s): it counts from 1001.6.
+    assert abs(clock.now - 1002.6) < 1e-9
+
+
 def test_a_waiter_goes_on_soon_after_the_answer_not_a_window_later():
     """Minute window: the waiter sleeps until the earliest the slot can leave, then looks again."""
     clock = FakeClock()
