@@ -17,6 +17,8 @@
 6. latency      (bench_latency.py) scheduled keys and integrated events with 0, 50, 150 and 300 ms
                 per answer, and 100-200 ms drawn per request, at Cronofy's default limits, against
                 the rate-limit ideal and the one-request-in-flight baseline
+6b. held        (bench_held.py) 300 keys at 150 ms with 5 requests held 1.2 s on their way (between
+                the pacer and the wire), against nothing held: 429s and the ideal time
 7. faults       (bench_faults.py) 300 keys at 150 ms with ~18 % faults, against no faults
 8. deferrable   (bench_deferrable.py) worker-held seconds against wall time across two minute
                 windows, deferrable and not (not with ``--quick``: about 5 minutes)
@@ -48,6 +50,7 @@ sys.path.insert(0, str(HERE))
 # Sibling modules, not a package. noqa: E402 - after the sys.path line above.
 import bench_deferrable  # noqa: E402
 import bench_faults  # noqa: E402
+import bench_held  # noqa: E402
 import bench_import  # noqa: E402
 import bench_latency  # noqa: E402
 import bench_mapping  # noqa: E402
@@ -74,6 +77,7 @@ MODULES: tuple[ModuleType, ...] = (
     bench_import,
     bench_memory,
     bench_latency,
+    bench_held,
     bench_faults,
     bench_deferrable,
 )

@@ -1,10 +1,19 @@
-"""RequestPacer with a fake clock: no window ever holds more requests than its limit."""
+"""RequestPacer with a fake clock: no window ever holds more requests than its limit.
+
+A request counts in every window until it is answered (``release``); the helpers below answer each
+request at once, as a fast server would, unless a test says otherwise.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from airflow_provider_cronofy.hooks.pacing import SEND_GUARD_SECONDS, RequestPacer, shared_pacer
+from airflow_provider_cronofy.hooks.pacing import (
+    PENDING_RECHECK_SECONDS,
+    SEND_GUARD_SECONDS,
+    RequestPacer,
+    shared_pacer,
+)
 
 
 class FakeClock:
@@ -21,9 +30,12 @@ class FakeClock:
 
 
 def send_times(pacer: RequestPacer, clock: FakeClock, count: int, gap: float = 0.0) -> list[float]:
+    """Send ``count`` requests, each answered at once, ``gap`` seconds apart; return their send times."""
     times = []
     for _ in range(count):
-        pacer.acquire()
+        slot = pacer.acquire()
+        assert slot is not None
+        pacer.release(slot)  # answered at once
         times.append(clock.now)
         clock.now += gap
     return times
@@ -98,7 +110,9 @@ def test_a_stopped_wait_returns_none_and_counts_nothing():
     clock = FakeClock()
     stop = threading.Event()
     pacer = RequestPacer([(1, 1.0)], clock=clock, sleep=lambda seconds: stop.set())
-    assert pacer.acquire(stop=stop) is not None
+    first = pacer.acquire(stop=stop)
+    assert first is not None
+    pacer.release(first)
     assert pacer.acquire(stop=stop) is None  # the wait was cut short by the stop
     stop.clear()
     clock.now += 1.0
@@ -109,8 +123,10 @@ def test_a_cost_counts_that_many_requests():
     clock = FakeClock()
     pacer = RequestPacer([(50, 1.0)], clock=clock, sleep=clock.sleep)
     start = clock.now
-    pacer.acquire(30)
-    pacer.acquire(20)  # 50 in the window: full
+    for cost in (30, 20):  # 50 in the window: full
+        slot = pacer.acquire(cost)
+        assert slot is not None
+        pacer.release(slot)
     pacer.acquire(10)  # waits for the first 30 to leave the window
     assert clock.now == start + 1.0
 
@@ -258,3 +274,215 @@ def test_a_stop_wakes_every_waiter_at_once_and_none_takes_a_slot():
     assert not any(waiter.is_alive() for waiter in waiters), "a waiter slept through the stop"
     assert results == [None] * 20
     assert len(pacer.recent_send_times()) == 1  # none of them counted a send
+
+
+# ---------------------------------------------------------------------------- unanswered requests
+
+
+class Answers:
+    """A fake sleep that advances the fake clock and answers (releases) slots at set times on the
+    way, as other threads would while a waiter sits out its wait: an answer does not wake it."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.due: list[tuple[float, object]] = []
+        self.pacer: RequestPacer | None = None
+
+    def answer(self, slot, at: float) -> None:
+        self.due.append((at, slot))
+
+    def sleep(self, seconds: float) -> None:
+        assert self.pacer is not None
+        self.clock.sleeps.append(seconds)
+        end = self.clock.now + seconds
+        for at, slot in sorted((d for d in self.due if d[0] <= end), key=lambda d: d[0]):
+            self.due.remove((at, slot))
+            self.clock.now = at
+            self.pacer.release(slot)  # outside the pacer's lock, or this would deadlock
+        self.clock.now = end
+
+
+def paced(windows, clock: FakeClock) -> tuple[RequestPacer, Answers]:
+    answers = Answers(clock)
+    answers.pacer = pacer = RequestPacer(windows, clock=clock, sleep=answers.sleep)
+    return pacer, answers
+
+
+def answered_at_once(pacer: RequestPacer, clock: FakeClock, took: float) -> None:
+    """One request answered ``took`` seconds after it was let through: the fastest answer so far."""
+    slot = pacer.acquire()
+    assert slot is not None
+    clock.now += took
+    pacer.release(slot)
+
+
+def test_an_unanswered_request_never_leaves_a_window_until_its_answer():
+    """Held on its way, it may reach Cronofy any time before its answer: its slot stays taken."""
+    clock = FakeClock()
+    pacer, answers = paced([(2, 1.0)], clock)
+    answered_at_once(pacer, clock, took=0.010)  # the fastest answer: 10 ms
+    clock.now = 1002.0
+    held = [pacer.acquire(), pacer.acquire()]  # both on their way, unanswered
+    clock.now = 1003.5  # 1.5 s later: a whole window has passed since they were let through
+    assert pacer.next_slot_in() > 0  # not free: either may still arrive now
+    for slot in held:
+        answers.answer(slot, at=1003.7)  # answered 1.7 s after they left
+    third = pacer.acquire()
+    assert third is not None
+    assert clock.sleeps, "a slot of an unanswered request was given away"
+    # Then the usual rule: answered 1.69 s slower than the fastest, each counts as arriving at
+    # 1002 + 1.69 + 0.01 = 1003.7, and leaves the window a second later, not sooner and not later.
+    assert abs(clock.now - 1004.7) < 1e-9
+    assert sum(clock.sleeps) == clock.now - 1003.5
+
+
+def test_a_cost_counts_an_unanswered_request_among_those_it_needs_gone():
+    clock = FakeClock()
+    pacer, answers = paced([(3, 1.0)], clock)
+    answered_at_once(pacer, clock, took=0.010)  # counts at 1000.01
+    pending = pacer.acquire()  # at 1000.01, unanswered
+    answered_at_once(pacer, clock, took=0.0)  # at 1000.01
+    clock.now = 1001.5  # both answered ones have left; the unanswered one has not
+    assert pacer.next_slot_in(2) == 0.0
+    assert pacer.next_slot_in(3) > 0.0
+    answers.answer(pending, at=1001.6)
+    assert pacer.acquire(3) is not None
+    # Answered 1.59 s after it left, that much slower than the fastest (0 s): it counts from 1001.6.
+    assert abs(clock.now - 1002.6) < 1e-9
+
+
+def test_a_waiter_goes_on_soon_after_the_answer_not_a_window_later():
+    """Minute window: the waiter sleeps until the earliest the slot can leave, then looks again."""
+    clock = FakeClock()
+    pacer, answers = paced([(1, 60.0)], clock)
+    answered_at_once(pacer, clock, took=0.1)  # fastest 0.1 s; it leaves the window at 1060.01
+    clock.now = 1061.0
+    held = pacer.acquire()
+    clock.now = 1200.0  # 139 s on its way: the old window would have let a request through at 1121
+    answers.answer(held, at=1200.5)  # answered half a second after the next acquire starts
+    assert pacer.acquire() is not None
+    # It counts as arriving at 1061 + (139.5 - 0.1) + 0.01 = 1200.41 and leaves at 1260.41.
+    assert abs(clock.now - 1260.41) < 1e-9
+    assert len(clock.sleeps) == 2  # one long sleep to the earliest possible moment, one short
+    assert clock.sleeps[0] < 60.0
+
+
+def test_answers_slower_than_the_window_are_rechecked_at_a_short_interval():
+    clock = FakeClock()
+    pacer, answers = paced([(1, 1.0)], clock)
+    held = pacer.acquire()  # no answer yet at all: the fastest is unknown
+    clock.now = 1002.0
+    answers.answer(held, at=1002.3)  # a first answer 2.3 s later counts as arriving at once
+    assert pacer.acquire() is not None
+    assert all(s <= PENDING_RECHECK_SECONDS + 1e-9 for s in clock.sleeps)
+    assert 1002.3 <= clock.now <= 1002.3 + PENDING_RECHECK_SECONDS + 1e-9
+
+
+def test_an_unanswered_request_is_carried_and_planned_as_sent_now(monkeypatch):
+    monkeypatch.setattr("airflow_provider_cronofy.hooks.pacing.time.time", lambda: 1_700_000_000.0)
+    clock = FakeClock()
+    pacer, _ = paced([(2, 1.0), (10, 60.0)], clock)
+    answered_at_once(pacer, clock, took=0.0)  # arrived at 1000
+    pending = pacer.acquire()  # let through at 1000, unanswered
+    clock.now = 1001.5
+    # Exported for another process as arriving now (the wall clock's now), not 1.5 s ago.
+    assert pacer.recent_send_times() == [1_700_000_000.0 - 1.5, 1_700_000_000.0]
+    # A deferral's plan counts it as arriving now: it still holds one of the second's 2 slots,
+    # so one more fits, and the next would wait a second.
+    assert pacer.sends_before_wait(0.5, at_most=100) == 1
+    clock.now += 0.25
+    pacer.release(pending)  # answered 1.75 s after it left: it counts as arriving at 1001.75
+    assert pacer.recent_send_times() == [1_700_000_000.0 - 1.75, 1_700_000_000.0]
+    assert pacer.sends_before_wait(0.5, at_most=100) == 1
+
+
+def test_a_stop_wakes_a_waiter_held_back_by_an_unanswered_request_at_once():
+    import threading
+
+    class Stop(threading.Event):
+        """The run's stop event, telling when a waiter sits out a wait on it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.timeouts: list[float | None] = []
+            self.waiting = threading.Event()
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.timeouts.append(timeout)
+            self.waiting.set()
+            return super().wait(timeout)
+
+    clock = FakeClock()
+    pacer = RequestPacer([(1, 60.0)], clock=clock)  # no fake sleep: waits are on the stop event
+    answered_at_once(pacer, clock, took=0.1)
+    clock.now = 1061.0
+    held = pacer.acquire()
+    assert held is not None
+    clock.now = 1200.0  # the old window would have let a request through at 1121
+    stop = Stop()
+    results: list[object] = []
+    waiters = [threading.Thread(target=lambda: results.append(pacer.acquire(stop=stop))) for _ in range(5)]
+    for waiter in waiters:
+        waiter.start()
+    assert stop.waiting.wait(30)
+    assert max(t for t in stop.timeouts if t is not None) > 50  # a long wait: only the stop ends it
+    stop.set()
+    for waiter in waiters:
+        waiter.join(10)
+    assert not any(waiter.is_alive() for waiter in waiters), "a waiter slept through the stop"
+    assert results == [None] * 5
+    assert len(pacer.recent_send_times()) == 1  # the held request only; none of them took a slot
+
+
+# ---------------------------------------------------------------------------- over HTTP
+
+HELD_SECONDS = 1.5
+"""How long the held request spends on its way: more than the one-second window."""
+
+
+def test_over_http_a_request_held_on_its_way_meets_no_429(monkeypatch):
+    """The emulator counts requests on arrival at 5/s. One request of the first window is held
+    1.5 s on the client's side after the pacer let it through (a retransmitted SYN, a slow TLS
+    connect): a pacer that freed its slot after a second would send a full window meanwhile, and
+    the held request would arrive into it and meet a 429."""
+    import json
+    import time
+
+    from requests.adapters import HTTPAdapter
+
+    from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
+    from airflow_provider_cronofy.testing import CronofyEmulator
+
+    held = {"k00"}
+    held_from: list[float] = []
+    send = HTTPAdapter.send
+
+    def held_on_the_way(adapter, request, *args, **kwargs):
+        body = json.loads(request.body) if request.body else {}
+        if body.get("scheduling_key") in held:
+            held.discard(body["scheduling_key"])  # its first attempt only
+            held_from.append(time.monotonic())  # the emulator's arrival times are monotonic too
+            time.sleep(HELD_SECONDS)
+        return send(adapter, request, *args, **kwargs)
+
+    monkeypatch.setattr(HTTPAdapter, "send", held_on_the_way)
+    keys = [f"k{i:02d}" for i in range(12)]
+    with CronofyEmulator(rate_limit_per_second=5, rate_limit_per_minute=None) as emu:
+        for key in keys:
+            emu.schedule_agent(key)
+        # More workers than the limit, so that a freed slot is taken at once while one is held.
+        extra = {"rate_limit_per_second": 5, "rate_limit_per_minute": 0, "max_concurrency": 10}
+        monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", emu.airflow_connection_json(**extra))
+        result = CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys).execute({})
+        requests = emu.requests
+        rate_limited = emu.fault_counts["rate_limited"]
+    assert not held, "the request to hold was never sent"
+    assert result == {"cancelled": keys, "not_found": []}
+    arrivals = {r.json["scheduling_key"]: r.time for r in requests}
+    assert arrivals["k00"] - held_from[0] >= HELD_SECONDS  # it did arrive late
+    assert sum(1 for t in arrivals.values() if t < arrivals["k00"] - 1.0) >= 4  # after a window
+    assert [r.status for r in requests].count(429) == 0
+    assert rate_limited == 0
+    assert len(requests) == len(keys)  # nothing was retried
+    times = sorted(arrivals.values())
+    assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 5
