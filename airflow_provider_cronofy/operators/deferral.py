@@ -20,7 +20,11 @@ What is carried across a deferral (``next_kwargs["resume"]``, JSON-native, see :
   same list, or the run stops with :class:`~airflow_provider_cronofy.exceptions.CronofyInputError`;
 - the send times still inside a rate-limit window (epoch milliseconds, as deltas), so the
   resumed process's pacer starts where the last one stopped and the minute window is never
-  overshot.
+  overshot;
+- when the run started, when it deferred (both epoch seconds: the wall clock, which another
+  process shares) and the seconds it spent deferred before, so the done line gives the whole
+  run's time and how much of it was deferred (:class:`~airflow_provider_cronofy.operators.bulk.RunClock`).
+  A state without them (written by 0.2.0) resumes too; its time then counts from the resume.
 
 Decisions: a segment is a whole bulk-engine run, so retries of a segment's items are finished
 before the run defers (nothing half-done is carried; a retry that finds the window full waits for
@@ -42,7 +46,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyError, CronofyInputError
-from airflow_provider_cronofy.operators.bulk import Run, describe_failure
+from airflow_provider_cronofy.operators.bulk import Run, RunClock, describe_failure
 from airflow_provider_cronofy.validation import check_bool
 
 if TYPE_CHECKING:
@@ -103,6 +107,9 @@ class Progress:
     :ivar sent_at: the recent send times (epoch seconds) of the pacer, at the deferral.
     :ivar pacer: the identity of the pacer that made them.
     :ivar deferrals: how many times the run deferred so far.
+    :ivar started_at: when the run started (epoch seconds); ``None``: not known (an old state).
+    :ivar deferred: seconds spent deferred before the latest deferral.
+    :ivar deferred_at: when the latest deferral began (epoch seconds); ``None``: not known.
     """
 
     position: int = 0
@@ -111,6 +118,9 @@ class Progress:
     sent_at: list[float] = field(default_factory=list)
     pacer: str = ""
     deferrals: int = 0
+    started_at: float | None = None
+    deferred: float = 0.0
+    deferred_at: float | None = None
 
     def encode(self, list_fingerprint: str) -> dict[str, Any]:
         """The JSON-native form carried in ``next_kwargs`` (ints, strings, lists, dicts only)."""
@@ -126,6 +136,9 @@ class Progress:
             "failed": [[index, status, reason] for index, (status, reason) in sorted(self.failures.items())],
             "pacer": self.pacer,
             "sent_at": _deltas_ms(self.sent_at),
+            "started_at": _ms(self.started_at),
+            "deferred": round(self.deferred, 3),
+            "deferred_at": _ms(self.deferred_at),
         }
 
     @classmethod
@@ -163,6 +176,10 @@ class Progress:
                 sent_at=_undeltas_ms(data["sent_at"]),
                 pacer=str(data["pacer"]),
                 deferrals=int(data["deferrals"]),
+                # Absent from a state written by 0.2.0: the run's time then counts from the resume.
+                started_at=_optional_float(data.get("started_at")),
+                deferred=float(data.get("deferred", 0.0)),
+                deferred_at=_optional_float(data.get("deferred_at")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CronofyInputError(
@@ -193,6 +210,8 @@ class SegmentedRun:
     :param defer: ``defer(seconds, state)`` defers the task for ``seconds`` carrying ``state``.
     :param log: the task's logger (a line per deferral and per resume).
     :param resume: the carried state of a resumed run (``None`` on the first segment).
+    :param run_clock: times the whole run; on a resume it is given the carried start and deferred
+        seconds (pass the one :func:`~airflow_provider_cronofy.operators.bulk.run_bulk` reports).
     """
 
     def __init__(
@@ -209,6 +228,7 @@ class SegmentedRun:
         defer: Callable[[float, dict[str, Any]], NoReturn],
         log: Any,
         resume: Mapping[str, Any] | None = None,
+        run_clock: RunClock | None = None,
     ) -> None:
         self.send = send
         self.pacer = pacer
@@ -222,6 +242,7 @@ class SegmentedRun:
         self.defer = defer
         self.log = log
         self.resume = resume
+        self.run_clock = run_clock if run_clock is not None else RunClock()
 
     def __call__(self, items: Sequence[str], on_result: ResultHandler) -> list[str]:
         total = len(items)
@@ -237,9 +258,11 @@ class SegmentedRun:
             for index in range(progress.position):
                 on_result(index, items[index], self._result_of(progress, index, items[index]))
             self.pacer.count_sends_from(progress.sent_at, progress.pacer)
+            waited = self._resume_clock(progress)
             self.log.info(
-                "Resumed after deferral %d: %d of %d %s already done (%d failed), %d to go.",
+                "Resumed after deferral %d%s: %d of %d %s already done (%d failed), %d to go.",
                 progress.deferrals,
+                "" if waited is None else f" ({waited:.1f} s deferred)",
                 progress.position,
                 total,
                 self.name,
@@ -265,20 +288,36 @@ class SegmentedRun:
                 return [*never_sent, *items[progress.position :]]
         return []
 
+    def _resume_clock(self, progress: Progress) -> float | None:
+        """Give the run clock the carried start and deferred time; return this deferral's seconds."""
+        if progress.started_at is None:  # a state of 0.2.0: the time counts from here
+            return None
+        now = self.run_clock.wall()
+        waited = max(0.0, now - progress.deferred_at) if progress.deferred_at is not None else 0.0
+        self.run_clock.resumed(progress.started_at, progress.deferred + waited, progress.deferrals)
+        return waited
+
     def _defer(self, progress: Progress, list_fingerprint: str, total: int) -> NoReturn:
         wait = self.pacer.next_slot_in()
+        now = self.run_clock.wall()
         progress.deferrals += 1
         progress.sent_at = self.pacer.recent_send_times()
         progress.pacer = self.pacer.identity
+        progress.started_at = self.run_clock.started_at
+        progress.deferred = self.run_clock.deferred
+        progress.deferred_at = now
+        until = datetime.fromtimestamp(now + wait, timezone.utc)
         self.log.info(
-            "Deferring for %.1f s (deferral %d): the rate limit's next slot is more than %g s away; "
-            "%d of %d %s done. The worker slot is free until then.",
+            "Deferring until %s UTC, %.1f s from now (deferral %d): the rate limit's next slot is "
+            "more than %g s away; %d of %d %s done, %d left. The worker slot is free until then.",
+            until.strftime("%H:%M:%S"),
             wait,
             progress.deferrals,
             self.defer_after,
             progress.position,
             total,
             self.name,
+            total - progress.position,
         )
         self.defer(wait, progress.encode(list_fingerprint))
 
@@ -333,6 +372,14 @@ def carried_state(event: Any, resume: Mapping[str, Any] | None) -> Mapping[str, 
         "in the trigger event), so where it stopped is unknown. Nothing was sent; clear the task "
         "to run the whole list again (cancelling again is harmless)."
     )
+
+
+def _ms(epoch: float | None) -> float | None:
+    return None if epoch is None else round(epoch, 3)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _runs(indexes: list[int]) -> list[int]:
@@ -392,8 +439,12 @@ def segmented_if_deferrable(
     subject: str,
     name: str,
     result_values: Mapping[str, Any],
+    run_clock: RunClock | None = None,
 ) -> Run:
-    """``send`` as is for a plain run; a :class:`SegmentedRun` when ``operator.deferrable`` or resuming."""
+    """``send`` as is for a plain run; a :class:`SegmentedRun` when ``operator.deferrable`` or resuming.
+
+    ``run_clock`` is the clock the run's done line reads (see :class:`SegmentedRun`).
+    """
     if not operator.deferrable and resume is None:
         return send
     return SegmentedRun(
@@ -408,4 +459,5 @@ def segmented_if_deferrable(
         defer=partial(defer_for, operator),
         log=operator.log,
         resume=resume,
+        run_clock=run_clock,
     )

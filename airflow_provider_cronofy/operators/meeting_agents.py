@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cronofy._compat import BaseOperator, TaskDeferred, conf
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
-from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
+from airflow_provider_cronofy.operators.bulk import RunClock, normalise_items, run_bulk
 from airflow_provider_cronofy.operators.deferral import (
     DEFAULT_DEFER_AFTER,
     carried_state,
@@ -160,6 +160,7 @@ class _MeetingAgentOperator(BaseOperator):
         in the return value, the XComs and the error (see :mod:`.integrated_events`).
         """
         results: dict[str, list[Any]] = {outcome: [] for outcome in result_values}
+        run_clock = RunClock()  # a resumed run sets the carried start on it
         run = segmented_if_deferrable(
             self,
             lambda batch, on_result: hook.run_many(batch, job, on_result),
@@ -169,6 +170,7 @@ class _MeetingAgentOperator(BaseOperator):
             subject=subject,
             name=name,
             result_values=result_values,
+            run_clock=run_clock,
         )
         if events:  # a calendar that answered 404 before a deferral is not asked again after it
             run = remember_unknown_calendars(run, job)
@@ -183,6 +185,7 @@ class _MeetingAgentOperator(BaseOperator):
                 log=self.log,
                 redact=hook.redact,
                 results=results,
+                run_clock=run_clock,
             )
         except TaskDeferred:  # a deferrable run waits for the rate limit's next window
             raise
