@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyError, CronofyInputError
 from airflow_provider_cronofy.operators.bulk import Run, RunClock, describe_failure
 from airflow_provider_cronofy.validation import check_bool
+from airflow_provider_cronofy.wording import plural
 
 if TYPE_CHECKING:
     from airflow_provider_cronofy.hooks.pacing import RequestPacer
@@ -427,6 +428,62 @@ def items_per_slot(job: Any) -> int:
     if getattr(job, "cost_per_entry", False):
         return 1
     return max(1, int(getattr(job, "unit_size", 1)))
+
+
+def pacing_estimate_line(settings: Any, job: Any, count: int, *, deferrable: bool, defer_after: float) -> str:
+    """A dry run's line on how long ``count`` items of ``job`` would take under the connection's pacer.
+
+    Computed, not sent (:func:`~airflow_provider_cronofy.hooks.pacing.estimate_pacing`): the
+    requests (a batch carries ``job.unit_size`` events), the pacer slots they cost
+    (:func:`items_per_slot`), the windows of ``settings``, and with ``deferrable`` how many times
+    the run would defer after ``defer_after``.
+    """
+    from airflow_provider_cronofy.hooks.pacing import estimate_pacing
+
+    per_second, per_minute = settings.rate_limit_per_second, settings.rate_limit_per_minute
+    unit = max(1, int(getattr(job, "unit_size", 1)))
+    requests = -(-count // unit)
+    sent = plural(requests, "batch", "batches") if unit > 1 else plural(requests, "request")
+    if not per_second and not per_minute:
+        return (
+            f"this connection's pacing is off (rate_limit_per_second and rate_limit_per_minute "
+            f"are 0): the {sent} would go as fast as Cronofy answers them."
+        )
+    slots = -(-count // items_per_slot(job))
+    if slots != requests:
+        sent += f", counted as {plural(slots, 'request')} (batch_rate_cost=entries),"
+    limits = ", ".join(
+        f"{limit}/{short}" if limit else f"no {window} limit"
+        for limit, short, window in ((per_second, "s", "per-second"), (per_minute, "min", "per-minute"))
+    )
+    estimate = estimate_pacing(slots, per_second, per_minute, defer_after)
+    line = (
+        f"at this connection's rate limits ({limits}) the {sent} would take about "
+        f"{_duration(estimate.seconds)} of pacing"
+    )
+    deferrals = plural(estimate.deferrals, "time")
+    deferred = _duration(estimate.deferred_seconds)
+    if deferrable:
+        line += f"; with deferrable=True (defer_after={defer_after:g} s) the run would " + (
+            f"defer {deferrals}, about {deferred} of it deferred" if estimate.deferrals else "not defer"
+        )
+    elif estimate.deferrals:
+        line += (
+            f"; deferrable=False: the worker waits through it all (deferrable=True would defer "
+            f"{deferrals}, about {deferred} of it)"
+        )
+    resumes = ", and each resume a task start" if deferrable and estimate.deferrals else ""
+    return f"{line}. An estimate of the pacing only: each answer's latency adds to it{resumes}."
+
+
+def _duration(seconds: float) -> str:
+    """``"9.5 s"``, ``"2 min 3 s"``, ``"2 min"``, ``"1 h 5 min"``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min" + (f" {whole % 60} s" if whole % 60 else "")
+    return f"{whole // 3600} h" + (f" {whole % 3600 // 60} min" if whole % 3600 // 60 else "")
 
 
 def segmented_if_deferrable(

@@ -20,14 +20,17 @@ from airflow_provider_cronofy.operators.deferral import (
     DEFAULT_DEFER_AFTER,
     carried_state,
     check_deferral_args,
+    pacing_estimate_line,
     segmented_if_deferrable,
 )
 from airflow_provider_cronofy.operators.integrated_events import (
     dry_run_events,
+    event_requests,
     normalise_events,
     present_error,
     present_results,
     remember_unknown_calendars,
+    unknowable_calendars,
 )
 from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
 from airflow_provider_cronofy.wording import plural
@@ -85,20 +88,17 @@ DRY_RUN_ITEMS_LOGGED = 100
 
 
 def _dry_run(
-    task_log: logging.Logger | Any, method: str, url: str, field: str, items: list[str]
+    task_log: logging.Logger | Any, sends: str, field: str, items: list[str], notes: Sequence[str]
 ) -> dict[str, list[str]]:
-    """Log what a run would send (no credential: those never reach a log line); return the items."""
-    task_log.info(
-        "Dry run: nothing is sent. A real run would send %s %s for %s, one %s each:",
-        method,
-        url,
-        plural(len(items), "item"),
-        field,
-    )
+    """Log what a run would send (``sends``: the requests; no credential: those never reach a log
+    line), each item, then ``notes``; return the items."""
+    task_log.info("Dry run: nothing is sent. A real run would send %s, one %s each:", sends, field)
     for item in items[:DRY_RUN_ITEMS_LOGGED]:
         task_log.info("Dry run: would cancel %s=%r", field, item)
     if len(items) > DRY_RUN_ITEMS_LOGGED:
         task_log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
+    for note in notes:
+        task_log.info("Dry run: %s", note)
     return {"would_cancel": items}
 
 
@@ -135,6 +135,12 @@ class _MeetingAgentOperator(BaseOperator):
 
     def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
         raise NotImplementedError
+
+    def _estimate(self, hook: CronofyHook, job: Job, count: int) -> str:
+        """The dry run's line on the pacing a real run of ``count`` items of ``job`` would meet."""
+        return pacing_estimate_line(
+            hook.settings, job, count, deferrable=self.deferrable, defer_after=self.defer_after
+        )
 
     def _cancel_all(
         self,
@@ -265,14 +271,25 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.validate()  # the connection, before the first request
             hook.require_api_key()
+            job = hook.per_item_job(hook.scheduled_cancellation_call)
             if dry_run:
+                sends = f"DELETE {hook.base_url}/v1/meeting_agents for {plural(len(keys), 'item')}"
+                unknowable = (
+                    "nothing was sent, so it cannot tell which of these keys are scheduled: "
+                    "would_cancel lists every key given; a real run reports those Cronofy answers "
+                    "404 for as not_found."
+                )
                 return _dry_run(
-                    self.log, "DELETE", f"{hook.base_url}/v1/meeting_agents", "scheduling_key", keys
+                    self.log,
+                    sends,
+                    "scheduling_key",
+                    keys,
+                    [self._estimate(hook, job, len(keys)), unknowable],
                 )
             results = self._cancel_all(
                 context,
                 hook,
-                hook.per_item_job(hook.scheduled_cancellation_call),
+                job,
                 keys,
                 resume=resume,
                 result_values={"cancelled": True, "not_found": False},
@@ -389,15 +406,20 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.validate()  # the connection, before the first request
             hook.require_calendar_credentials()
+            job = hook.event_cancellation_job(calendar_id, delete_event=delete_event, use_batch=use_batch)
             if dry_run:
-                method = "DELETE" if delete_event else "POST"
-                url = f"{hook.base_url}/v1/calendars/{segment}/events"
-                how = " (50 to a POST /v1/batch)" if use_batch else ""
-                return _dry_run(self.log, method + how, url, "event_id", event_ids)
+                sends = event_requests(
+                    job, hook.base_url, f"/v1/calendars/{segment}/events", len(event_ids), "item"
+                )
+                notes = [
+                    self._estimate(hook, job, len(event_ids)),
+                    unknowable_calendars([calendar_id], across=False),
+                ]
+                return _dry_run(self.log, sends, "event_id", event_ids, notes)
             return self._cancel_all(
                 context,
                 hook,
-                hook.event_cancellation_job(calendar_id, delete_event=delete_event, use_batch=use_batch),
+                job,
                 event_ids,
                 resume=resume,
                 result_values={"cancelled": None},
@@ -441,14 +463,26 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.validate()  # the connection, before the first request
             hook.require_calendar_credentials()
+            job = hook.cross_calendar_cancellation_job(delete_event=delete_event, use_batch=use_batch)
             if dry_run:
-                method = "DELETE" if delete_event else "POST"
-                how = " (50 to a POST /v1/batch, calendars mixed)" if use_batch else ""
-                return dry_run_events(self.log, method + how, hook.base_url, events)
+                calendars = list(dict.fromkeys(calendar_id for calendar_id, _ in events))
+                sends = event_requests(
+                    job,
+                    hook.base_url,
+                    "/v1/calendars/{calendar_id}/events",
+                    len(events),
+                    "event",
+                    calendars=len(calendars),
+                )
+                notes = [
+                    self._estimate(hook, job, len(events)),
+                    unknowable_calendars(calendars, across=True),
+                ]
+                return dry_run_events(self.log, sends, events, notes)
             return self._cancel_all(
                 context,
                 hook,
-                hook.cross_calendar_cancellation_job(delete_event=delete_event, use_batch=use_batch),
+                job,
                 events,
                 resume=resume,
                 result_values={"cancelled": None},

@@ -691,3 +691,49 @@ def test_a_state_without_the_runs_start_still_resumes(requests_mock, set_connect
     text = text_of(caplog, capsys)
     assert "Resumed after deferral 1: 4 of 7" in text
     assert "Done: 7 scheduling keys in " in text and "deferred," not in text
+
+
+# ---------------------------------------------------------------------------- a dry run's estimate
+
+
+class Settings:
+    def __init__(self, per_second, per_minute):
+        self.rate_limit_per_second = per_second
+        self.rate_limit_per_minute = per_minute
+
+
+class Job:
+    def __init__(self, unit_size=1, cost_per_entry=False):
+        self.unit_size = unit_size
+        self.cost_per_entry = cost_per_entry
+
+
+@pytest.mark.parametrize(
+    ("count", "took", "deferred"),
+    [
+        (10_000, "19 min 9 s", "19 times, about 16 min 9 s"),  # 19 gaps of 51 s
+        (100_000, "3 h 19 min", "199 times, about 2 h 49 min"),
+        (501, "1 min", "1 time, about 51.0 s"),
+    ],
+)
+def test_the_estimate_line_words_long_runs_in_minutes_and_hours(count, took, deferred):
+    from airflow_provider_cronofy.operators.deferral import pacing_estimate_line
+
+    line = pacing_estimate_line(Settings(50, 500), Job(), count, deferrable=True, defer_after=10.0)
+    assert f"would take about {took} of pacing" in line
+    assert f"the run would defer {deferred} of it deferred." in line
+
+
+def test_the_estimate_line_counts_batches_and_their_slots():
+    from airflow_provider_cronofy.operators.deferral import pacing_estimate_line
+
+    line = pacing_estimate_line(Settings(0, 2), Job(unit_size=50), 120, deferrable=False, defer_after=10.0)
+    assert line.startswith(
+        "at this connection's rate limits (no per-second limit, 2/min) the 3 batches would take about 1 min"
+    )
+    assert "deferrable=False: the worker waits through it all (deferrable=True would defer 1 time" in line
+    line = pacing_estimate_line(
+        Settings(10, 0), Job(unit_size=10, cost_per_entry=True), 25, deferrable=False, defer_after=10.0
+    )
+    assert "the 3 batches, counted as 25 requests (batch_rate_cost=entries), would take about 2.0 s" in line
+    assert "deferrable=False" not in line  # nothing to say of deferring when no wait is long
