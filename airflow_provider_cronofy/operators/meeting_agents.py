@@ -228,8 +228,9 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
         connection's ``max_concurrency`` extra, or the
         per-second rate limit (50 by default; 20 with pacing per second off).
     :param dry_run: check the input and the connection (its settings and its API key) exactly as
-        a real run would, log what would be sent, and send nothing; the return value is then
-        ``{"would_cancel": [keys in input order, duplicates once]}``.
+        a real run would, log what would be sent and an estimate of its pacing (and deferrals),
+        and send nothing; the return value is then ``{"would_cancel": [keys in input order,
+        duplicates once]}``.
     :param deferrable: free the worker slot while the run waits for the rate limit's next window
         (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
         See :mod:`airflow_provider_cronofy.operators.deferral`.
@@ -345,8 +346,9 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
     :param use_batch: send the events 50 to a ``POST /v1/batch`` (default), each entry the same
         request as above; ``False`` sends one request per event.
     :param dry_run: check the input and the connection (its settings, and an access token or
-        what refreshing one needs) exactly as a real run would, log what would be sent, and send
-        nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
+        what refreshing one needs) exactly as a real run would, log what would be sent (the
+        batches, or one request per event) and an estimate of its pacing (and deferrals), and
+        send nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
         in input order, duplicates once]}`` (with ``events``: ``[{"calendar_id", "event_id"}]``).
     :param deferrable: free the worker slot while the run waits for the rate limit's next window
         (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
