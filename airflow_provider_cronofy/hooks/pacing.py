@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 SEND_GUARD_SECONDS = 0.01
 """At most this much of the fastest answer counts as the time a request took to reach Cronofy.
@@ -242,6 +243,46 @@ class RequestPacer:
 
 _UNPACED = Slot(0.0)
 _AT = operator.attrgetter("at")
+
+
+@dataclass(frozen=True)
+class PacingEstimate:
+    """What pacing alone makes of a run (see :func:`estimate_pacing`)."""
+
+    seconds: float
+    """From the first send to the last: the pacer's waits, no answer's latency."""
+    deferrals: int
+    """Waits longer than ``defer_after`` between two sends: the deferrals of a deferrable run."""
+    deferred_seconds: float
+    """The seconds of those waits (a deferrable run spends them deferred)."""
+
+
+def estimate_pacing(
+    requests: int, per_second: float | None, per_minute: float | None, defer_after: float
+) -> PacingEstimate:
+    """How long ``requests`` requests take under these limits, sent as :class:`RequestPacer` lets
+    them go from empty windows, each as soon as it fits; a limit of ``0`` or ``None`` is off.
+
+    A pure function, sending nothing: for a dry run. Each send ``i`` goes at the latest of the
+    previous send and, per window, the ``limit``-th send before it plus the window's length (the
+    pacer's sliding-window log). Answers take no time here: a real run is slower by its latency.
+    """
+    windows = [(int(limit), seconds) for limit, seconds in ((per_second, 1.0), (per_minute, 60.0)) if limit]
+    recent: deque[float] = deque(maxlen=max((limit for limit, _ in windows), default=1))
+    previous = 0.0
+    deferrals = 0
+    deferred = 0.0
+    for index in range(requests):
+        at = previous
+        for limit, seconds in windows:
+            if index >= limit:
+                at = max(at, recent[-limit] + seconds)
+        if at - previous > defer_after:
+            deferrals += 1
+            deferred += at - previous
+        recent.append(at)
+        previous = at
+    return PacingEstimate(previous, deferrals, deferred)
 
 
 def _arrival(slot: Slot, now: float, fastest: float | None) -> float:

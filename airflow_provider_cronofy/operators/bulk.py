@@ -76,6 +76,51 @@ def describe_failure(error: BaseException) -> tuple[int | None, str]:
     return status, reason
 
 
+class RunClock:
+    """How long a bulk run has taken, from its first ``execute`` to now, and how much of it deferred.
+
+    A run that never deferred is timed on ``clock`` (monotonic seconds) from this object's
+    creation. A deferred run resumes in another process (other machine, other monotonic clock):
+    :meth:`resumed` gives it the start and the deferred seconds carried across, on the wall clock
+    (``wall``, epoch seconds), and from then on this process's share is added on ``clock``.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
+    ) -> None:
+        self.clock = clock
+        self.wall = wall
+        self._mark = clock()
+        self._before = 0.0
+        self.started_at = wall()
+        """When the run started (epoch seconds): this object's creation, or the carried start."""
+        self.deferred = 0.0
+        """Seconds of the run spent deferred (the worker slot free) so far."""
+        self.deferrals = 0
+        """How many times the run deferred so far."""
+
+    def elapsed(self) -> float:
+        """Seconds since the run started, deferrals included."""
+        return self._before + self.clock() - self._mark
+
+    def resumed(self, started_at: float, deferred: float, deferrals: int) -> None:
+        """The run started at ``started_at`` (epoch seconds) in an earlier process and has spent
+        ``deferred`` seconds deferred, in ``deferrals`` deferrals, until now."""
+        self._mark = self.clock()
+        # A wall clock set back meanwhile must not make the run's time negative.
+        self._before = max(0.0, self.wall() - started_at)
+        self.started_at = started_at
+        self.deferred = min(max(0.0, deferred), self._before)
+        self.deferrals = deferrals
+
+    def took(self) -> str:
+        """``"0.4 s"``; after deferrals ``"132.0 s (120.4 s of it deferred, 2 deferrals)"``."""
+        text = f"{self.elapsed():.1f} s"
+        if self.deferrals:
+            text += f" ({self.deferred:.1f} s of it deferred, {plural(self.deferrals, 'deferral')})"
+        return text
+
+
 class BulkTally:
     """The outcome of every item of one run, as the results come in; the run's lines and error.
 
@@ -95,13 +140,14 @@ class BulkTally:
         noun_plural: str | None = None,
         redact: Callable[[str], str] = str,
         clock: Callable[[], float] = time.monotonic,
+        run_clock: RunClock | None = None,
     ) -> None:
         self.items = items
         self.results = results
         self._outcome_of = outcome_of
         self._noun = (noun, noun_plural)
         self._redact = redact
-        self._clock = clock
+        self.run_clock = run_clock if run_clock is not None else RunClock(clock)
         # One byte per item (0: no outcome yet, else 1 + the outcome's position): a dict of
         # outcomes cost 60-80 bytes per item, which a 100,000-key run felt.
         self._names = list(results)
@@ -111,7 +157,6 @@ class BulkTally:
         self.failures: dict[int, ItemFailure] = {}
         self.fatal = False
         self.not_attempted: list[Any] = []
-        self.started = clock()
         self._lock = threading.Lock()  # the counters are read by the progress reporter's thread
 
     def nouns(self, count: int) -> str:
@@ -141,7 +186,7 @@ class BulkTally:
         """``Progress: 20/26 scheduling keys done, 0 failed, 1.9/s.``: what was answered by now."""
         with self._lock:
             done, failed = self.answered, len(self.failures)
-        elapsed = max(self._clock() - self.started, 1e-9)
+        elapsed = max(self.run_clock.elapsed(), 1e-9)
         return (
             f"Progress: {done}/{self.nouns(len(self.items))} done, {failed} failed, {done / elapsed:.1f}/s."
         )
@@ -157,11 +202,11 @@ class BulkTally:
         return ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in self.results.items())
 
     def done_line(self) -> str:
-        """The run's last line: how many, how long, each outcome, failures, items never sent."""
-        elapsed = self._clock() - self.started
+        """The run's last line: how many, how long (deferrals included, see :class:`RunClock`), each
+        outcome, failures, items never sent."""
         unsent = f", {len(self.not_attempted)} not attempted" if self.not_attempted else ""
         return (
-            f"Done: {self.nouns(len(self.items))} in {elapsed:.1f} s: {self.summary()}, "
+            f"Done: {self.nouns(len(self.items))} in {self.run_clock.took()}: {self.summary()}, "
             f"{len(self.failures)} failed{unsent}."
         )
 
@@ -256,6 +301,7 @@ def run_bulk(
     noun_plural: str | None = None,
     redact: Callable[[str], str] = str,
     results: dict[str, list[Any]] | None = None,
+    run_clock: RunClock | None = None,
 ) -> dict[str, list[Any]]:
     """Send every item with ``run``; return ``{outcome: [items]}`` in input order.
 
@@ -269,13 +315,20 @@ def run_bulk(
     stopped the run) listing each failed item and carrying the results.
 
     ``results`` (a new dict unless one is passed) is filled in input order even when ``run`` is
-    interrupted (an ``execution_timeout``), with every outcome known by then.
+    interrupted (an ``execution_timeout``), with every outcome known by then. ``run_clock`` times
+    the run (a new one unless passed: a deferrable run's ``run`` sets the carried start on it).
     """
     results = results if results is not None else {}
     for outcome in outcomes:
         results.setdefault(outcome, [])
     tally = BulkTally(
-        items, results, outcome_of=outcome_of, noun=noun, noun_plural=noun_plural, redact=redact
+        items,
+        results,
+        outcome_of=outcome_of,
+        noun=noun,
+        noun_plural=noun_plural,
+        redact=redact,
+        run_clock=run_clock,
     )
     try:
         with ProgressReporter(tally, log, PROGRESS_EVERY_SECONDS) as reporter:

@@ -20,7 +20,11 @@ What is carried across a deferral (``next_kwargs["resume"]``, JSON-native, see :
   same list, or the run stops with :class:`~airflow_provider_cronofy.exceptions.CronofyInputError`;
 - the send times still inside a rate-limit window (epoch milliseconds, as deltas), so the
   resumed process's pacer starts where the last one stopped and the minute window is never
-  overshot.
+  overshot;
+- when the run started, when it deferred (both epoch seconds: the wall clock, which another
+  process shares) and the seconds it spent deferred before, so the done line gives the whole
+  run's time and how much of it was deferred (:class:`~airflow_provider_cronofy.operators.bulk.RunClock`).
+  A state without them (written by 0.2.0) resumes too; its time then counts from the resume.
 
 Decisions: a segment is a whole bulk-engine run, so retries of a segment's items are finished
 before the run defers (nothing half-done is carried; a retry that finds the window full waits for
@@ -42,8 +46,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyError, CronofyInputError
-from airflow_provider_cronofy.operators.bulk import Run, describe_failure
+from airflow_provider_cronofy.operators.bulk import Run, RunClock, describe_failure
 from airflow_provider_cronofy.validation import check_bool
+from airflow_provider_cronofy.wording import plural
 
 if TYPE_CHECKING:
     from airflow_provider_cronofy.hooks.pacing import RequestPacer
@@ -103,6 +108,9 @@ class Progress:
     :ivar sent_at: the recent send times (epoch seconds) of the pacer, at the deferral.
     :ivar pacer: the identity of the pacer that made them.
     :ivar deferrals: how many times the run deferred so far.
+    :ivar started_at: when the run started (epoch seconds); ``None``: not known (an old state).
+    :ivar deferred: seconds spent deferred before the latest deferral.
+    :ivar deferred_at: when the latest deferral began (epoch seconds); ``None``: not known.
     """
 
     position: int = 0
@@ -111,6 +119,9 @@ class Progress:
     sent_at: list[float] = field(default_factory=list)
     pacer: str = ""
     deferrals: int = 0
+    started_at: float | None = None
+    deferred: float = 0.0
+    deferred_at: float | None = None
 
     def encode(self, list_fingerprint: str) -> dict[str, Any]:
         """The JSON-native form carried in ``next_kwargs`` (ints, strings, lists, dicts only)."""
@@ -126,6 +137,9 @@ class Progress:
             "failed": [[index, status, reason] for index, (status, reason) in sorted(self.failures.items())],
             "pacer": self.pacer,
             "sent_at": _deltas_ms(self.sent_at),
+            "started_at": _ms(self.started_at),
+            "deferred": round(self.deferred, 3),
+            "deferred_at": _ms(self.deferred_at),
         }
 
     @classmethod
@@ -163,6 +177,10 @@ class Progress:
                 sent_at=_undeltas_ms(data["sent_at"]),
                 pacer=str(data["pacer"]),
                 deferrals=int(data["deferrals"]),
+                # Absent from a state written by 0.2.0: the run's time then counts from the resume.
+                started_at=_optional_float(data.get("started_at")),
+                deferred=float(data.get("deferred", 0.0)),
+                deferred_at=_optional_float(data.get("deferred_at")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CronofyInputError(
@@ -193,6 +211,8 @@ class SegmentedRun:
     :param defer: ``defer(seconds, state)`` defers the task for ``seconds`` carrying ``state``.
     :param log: the task's logger (a line per deferral and per resume).
     :param resume: the carried state of a resumed run (``None`` on the first segment).
+    :param run_clock: times the whole run; on a resume it is given the carried start and deferred
+        seconds (pass the one :func:`~airflow_provider_cronofy.operators.bulk.run_bulk` reports).
     """
 
     def __init__(
@@ -209,6 +229,7 @@ class SegmentedRun:
         defer: Callable[[float, dict[str, Any]], NoReturn],
         log: Any,
         resume: Mapping[str, Any] | None = None,
+        run_clock: RunClock | None = None,
     ) -> None:
         self.send = send
         self.pacer = pacer
@@ -222,6 +243,7 @@ class SegmentedRun:
         self.defer = defer
         self.log = log
         self.resume = resume
+        self.run_clock = run_clock if run_clock is not None else RunClock()
 
     def __call__(self, items: Sequence[str], on_result: ResultHandler) -> list[str]:
         total = len(items)
@@ -237,9 +259,11 @@ class SegmentedRun:
             for index in range(progress.position):
                 on_result(index, items[index], self._result_of(progress, index, items[index]))
             self.pacer.count_sends_from(progress.sent_at, progress.pacer)
+            waited = self._resume_clock(progress)
             self.log.info(
-                "Resumed after deferral %d: %d of %d %s already done (%d failed), %d to go.",
+                "Resumed after deferral %d%s: %d of %d %s already done (%d failed), %d to go.",
                 progress.deferrals,
+                "" if waited is None else f" ({waited:.1f} s deferred)",
                 progress.position,
                 total,
                 self.name,
@@ -265,20 +289,36 @@ class SegmentedRun:
                 return [*never_sent, *items[progress.position :]]
         return []
 
+    def _resume_clock(self, progress: Progress) -> float | None:
+        """Give the run clock the carried start and deferred time; return this deferral's seconds."""
+        if progress.started_at is None:  # a state of 0.2.0: the time counts from here
+            return None
+        now = self.run_clock.wall()
+        waited = max(0.0, now - progress.deferred_at) if progress.deferred_at is not None else 0.0
+        self.run_clock.resumed(progress.started_at, progress.deferred + waited, progress.deferrals)
+        return waited
+
     def _defer(self, progress: Progress, list_fingerprint: str, total: int) -> NoReturn:
         wait = self.pacer.next_slot_in()
+        now = self.run_clock.wall()
         progress.deferrals += 1
         progress.sent_at = self.pacer.recent_send_times()
         progress.pacer = self.pacer.identity
+        progress.started_at = self.run_clock.started_at
+        progress.deferred = self.run_clock.deferred
+        progress.deferred_at = now
+        until = datetime.fromtimestamp(now + wait, timezone.utc)
         self.log.info(
-            "Deferring for %.1f s (deferral %d): the rate limit's next slot is more than %g s away; "
-            "%d of %d %s done. The worker slot is free until then.",
+            "Deferring until %s UTC, %.1f s from now (deferral %d): the rate limit's next slot is "
+            "more than %g s away; %d of %d %s done, %d left. The worker slot is free until then.",
+            until.strftime("%H:%M:%S"),
             wait,
             progress.deferrals,
             self.defer_after,
             progress.position,
             total,
             self.name,
+            total - progress.position,
         )
         self.defer(wait, progress.encode(list_fingerprint))
 
@@ -335,6 +375,14 @@ def carried_state(event: Any, resume: Mapping[str, Any] | None) -> Mapping[str, 
     )
 
 
+def _ms(epoch: float | None) -> float | None:
+    return None if epoch is None else round(epoch, 3)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
 def _runs(indexes: list[int]) -> list[int]:
     """Sorted indexes as ``[start, count, start, count, ...]``."""
     out: list[int] = []
@@ -382,6 +430,62 @@ def items_per_slot(job: Any) -> int:
     return max(1, int(getattr(job, "unit_size", 1)))
 
 
+def pacing_estimate_line(settings: Any, job: Any, count: int, *, deferrable: bool, defer_after: float) -> str:
+    """A dry run's line on how long ``count`` items of ``job`` would take under the connection's pacer.
+
+    Computed, not sent (:func:`~airflow_provider_cronofy.hooks.pacing.estimate_pacing`): the
+    requests (a batch carries ``job.unit_size`` events), the pacer slots they cost
+    (:func:`items_per_slot`), the windows of ``settings``, and with ``deferrable`` how many times
+    the run would defer after ``defer_after``.
+    """
+    from airflow_provider_cronofy.hooks.pacing import estimate_pacing
+
+    per_second, per_minute = settings.rate_limit_per_second, settings.rate_limit_per_minute
+    unit = max(1, int(getattr(job, "unit_size", 1)))
+    requests = -(-count // unit)
+    sent = plural(requests, "batch", "batches") if unit > 1 else plural(requests, "request")
+    if not per_second and not per_minute:
+        return (
+            f"this connection's pacing is off (rate_limit_per_second and rate_limit_per_minute "
+            f"are 0): the {sent} would go as fast as Cronofy answers them."
+        )
+    slots = -(-count // items_per_slot(job))
+    if slots != requests:
+        sent += f", counted as {plural(slots, 'request')} (batch_rate_cost=entries),"
+    limits = ", ".join(
+        f"{limit}/{short}" if limit else f"no {window} limit"
+        for limit, short, window in ((per_second, "s", "per-second"), (per_minute, "min", "per-minute"))
+    )
+    estimate = estimate_pacing(slots, per_second, per_minute, defer_after)
+    line = (
+        f"at this connection's rate limits ({limits}) the {sent} would take about "
+        f"{_duration(estimate.seconds)} of pacing"
+    )
+    deferrals = plural(estimate.deferrals, "time")
+    deferred = _duration(estimate.deferred_seconds)
+    if deferrable:
+        line += f"; with deferrable=True (defer_after={defer_after:g} s) the run would " + (
+            f"defer {deferrals}, about {deferred} of it deferred" if estimate.deferrals else "not defer"
+        )
+    elif estimate.deferrals:
+        line += (
+            f"; deferrable=False: the worker waits through it all (deferrable=True would defer "
+            f"{deferrals}, about {deferred} of it)"
+        )
+    resumes = ", and each resume a task start" if deferrable and estimate.deferrals else ""
+    return f"{line}. An estimate of the pacing only: each answer's latency adds to it{resumes}."
+
+
+def _duration(seconds: float) -> str:
+    """``"9.5 s"``, ``"2 min 3 s"``, ``"2 min"``, ``"1 h 5 min"``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min" + (f" {whole % 60} s" if whole % 60 else "")
+    return f"{whole // 3600} h" + (f" {whole % 3600 // 60} min" if whole % 3600 // 60 else "")
+
+
 def segmented_if_deferrable(
     operator: Any,
     send: Run,
@@ -392,8 +496,12 @@ def segmented_if_deferrable(
     subject: str,
     name: str,
     result_values: Mapping[str, Any],
+    run_clock: RunClock | None = None,
 ) -> Run:
-    """``send`` as is for a plain run; a :class:`SegmentedRun` when ``operator.deferrable`` or resuming."""
+    """``send`` as is for a plain run; a :class:`SegmentedRun` when ``operator.deferrable`` or resuming.
+
+    ``run_clock`` is the clock the run's done line reads (see :class:`SegmentedRun`).
+    """
     if not operator.deferrable and resume is None:
         return send
     return SegmentedRun(
@@ -408,4 +516,5 @@ def segmented_if_deferrable(
         defer=partial(defer_for, operator),
         log=operator.log,
         resume=resume,
+        run_clock=run_clock,
     )

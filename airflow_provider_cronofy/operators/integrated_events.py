@@ -186,21 +186,65 @@ def remember_unknown_calendars(run: Run, job: Any) -> Run:
     return wrapped
 
 
-def dry_run_events(
-    task_log: logging.Logger | Any, method: str, base_url: str, items: Sequence[EventKey]
-) -> dict[str, list[dict[str, str]]]:
-    """Log what a run would send for ``items`` (no credential); return ``{"would_cancel": [dicts]}``."""
-    calendars = len({calendar_id for calendar_id, _ in items})
-    task_log.info(
-        "Dry run: nothing is sent. A real run would send %s %s/v1/calendars/{calendar_id}/events for "
-        "%s across %s, one event_id each:",
-        method,
-        base_url,
-        plural(len(items), "event"),
-        plural(calendars, "calendar"),
+def event_requests(
+    job: Any, base_url: str, path: str, count: int, noun: str, *, calendars: int | None = None
+) -> str:
+    """What a real run of ``job`` sends for ``count`` events whose own request is ``path``, as a
+    dry run words it: ``POST <base>/v1/batch for 120 events across 2 calendars (3 batches of up to
+    50 events, each entry a DELETE /v1/calendars/{calendar_id}/events)``, or one request per event.
+
+    ``noun`` names the events (``"item"``, ``"event"``); ``calendars``: how many they span, when
+    they are of several calendars.
+    """
+    method = "DELETE" if job.delete_event else "POST"
+    what = plural(count, noun)
+    if calendars is not None:
+        what += f" across {plural(calendars, 'calendar')}"
+    if job.use_batch:
+        batches = -(-count // job.unit_size)
+        mixed = ", calendars mixed" if calendars is not None and calendars > 1 else ""
+        return (
+            f"POST {base_url}/v1/batch for {what} ({plural(batches, 'batch', 'batches')} of up to "
+            f"{job.unit_size} events{mixed}, each entry a {method} {path})"
+        )
+    return f"{method} {base_url}{path} for {what} (one request per event)"
+
+
+UNKNOWABLE_CALENDARS_NAMED = 5
+"""A dry run's note names this many calendars, then says how many more."""
+
+
+def unknowable_calendars(calendars: Sequence[str], *, across: bool) -> str:
+    """A dry run's note: sending nothing, it cannot tell whether ``calendars`` exist.
+
+    ``across``: the ``events`` form, where an unknown calendar fails only its own events (with
+    ``calendar_id``, its 404 stops the run).
+    """
+    named = ", ".join(repr(calendar_id) for calendar_id in calendars[:UNKNOWABLE_CALENDARS_NAMED])
+    if len(calendars) > UNKNOWABLE_CALENDARS_NAMED:
+        named += f" and {len(calendars) - UNKNOWABLE_CALENDARS_NAMED} more"
+    subject = f"calendar {named} exists" if len(calendars) == 1 else f"calendars {named} exist"
+    outcome = (
+        "fails the events of an unknown calendar and goes on with the others"
+        if across
+        else "stops at an unknown calendar"
     )
+    return (
+        f"nothing was sent, so it cannot tell whether {subject} or the events are there: "
+        f"would_cancel lists every event given; a real run {outcome} (Cronofy answers 404)."
+    )
+
+
+def dry_run_events(
+    task_log: logging.Logger | Any, sends: str, items: Sequence[EventKey], notes: Sequence[str]
+) -> dict[str, list[dict[str, str]]]:
+    """Log what a run would send for ``items`` (``sends``: the requests, see :func:`event_requests`;
+    no credential), each event, then ``notes``; return ``{"would_cancel": [dicts]}``."""
+    task_log.info("Dry run: nothing is sent. A real run would send %s, one event_id each:", sends)
     for calendar_id, event_id in items[:DRY_RUN_ITEMS_LOGGED]:
         task_log.info("Dry run: would cancel calendar_id=%r event_id=%r", calendar_id, event_id)
     if len(items) > DRY_RUN_ITEMS_LOGGED:
         task_log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
+    for note in notes:
+        task_log.info("Dry run: %s", note)
     return {"would_cancel": [as_dict(item) for item in items]}

@@ -15,19 +15,22 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cronofy._compat import BaseOperator, TaskDeferred, conf
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
-from airflow_provider_cronofy.operators.bulk import normalise_items, run_bulk
+from airflow_provider_cronofy.operators.bulk import RunClock, normalise_items, run_bulk
 from airflow_provider_cronofy.operators.deferral import (
     DEFAULT_DEFER_AFTER,
     carried_state,
     check_deferral_args,
+    pacing_estimate_line,
     segmented_if_deferrable,
 )
 from airflow_provider_cronofy.operators.integrated_events import (
     dry_run_events,
+    event_requests,
     normalise_events,
     present_error,
     present_results,
     remember_unknown_calendars,
+    unknowable_calendars,
 )
 from airflow_provider_cronofy.validation import calendar_path_segment, check_bool, check_max_concurrency
 from airflow_provider_cronofy.wording import plural
@@ -88,20 +91,17 @@ DRY_RUN_ITEMS_LOGGED = 100
 
 
 def _dry_run(
-    task_log: logging.Logger | Any, method: str, url: str, field: str, items: list[str]
+    task_log: logging.Logger | Any, sends: str, field: str, items: list[str], notes: Sequence[str]
 ) -> dict[str, list[str]]:
-    """Log what a run would send (no credential: those never reach a log line); return the items."""
-    task_log.info(
-        "Dry run: nothing is sent. A real run would send %s %s for %s, one %s each:",
-        method,
-        url,
-        plural(len(items), "item"),
-        field,
-    )
+    """Log what a run would send (``sends``: the requests; no credential: those never reach a log
+    line), each item, then ``notes``; return the items."""
+    task_log.info("Dry run: nothing is sent. A real run would send %s, one %s each:", sends, field)
     for item in items[:DRY_RUN_ITEMS_LOGGED]:
         task_log.info("Dry run: would cancel %s=%r", field, item)
     if len(items) > DRY_RUN_ITEMS_LOGGED:
         task_log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
+    for note in notes:
+        task_log.info("Dry run: %s", note)
     return {"would_cancel": items}
 
 
@@ -139,6 +139,12 @@ class _MeetingAgentOperator(BaseOperator):
     def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
         raise NotImplementedError
 
+    def _estimate(self, hook: CronofyHook, job: Job, count: int) -> str:
+        """The dry run's line on the pacing a real run of ``count`` items of ``job`` would meet."""
+        return pacing_estimate_line(
+            hook.settings, job, count, deferrable=self.deferrable, defer_after=self.defer_after
+        )
+
     def _cancel_all(
         self,
         context: Any,
@@ -163,6 +169,7 @@ class _MeetingAgentOperator(BaseOperator):
         in the return value, the XComs and the error (see :mod:`.integrated_events`).
         """
         results: dict[str, list[Any]] = {outcome: [] for outcome in result_values}
+        run_clock = RunClock()  # a resumed run sets the carried start on it
         run = segmented_if_deferrable(
             self,
             lambda batch, on_result: hook.run_many(batch, job, on_result),
@@ -172,6 +179,7 @@ class _MeetingAgentOperator(BaseOperator):
             subject=subject,
             name=name,
             result_values=result_values,
+            run_clock=run_clock,
         )
         if events:  # a calendar that answered 404 before a deferral is not asked again after it
             run = remember_unknown_calendars(run, job)
@@ -186,6 +194,7 @@ class _MeetingAgentOperator(BaseOperator):
                 log=self.log,
                 redact=hook.redact,
                 results=results,
+                run_clock=run_clock,
             )
         except TaskDeferred:  # a deferrable run waits for the rate limit's next window
             raise
@@ -222,8 +231,9 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
         connection's ``max_concurrency`` extra, or the
         per-second rate limit (50 by default; 20 with pacing per second off).
     :param dry_run: check the input and the connection (its settings and its API key) exactly as
-        a real run would, log what would be sent, and send nothing; the return value is then
-        ``{"would_cancel": [keys in input order, duplicates once]}``.
+        a real run would, log what would be sent and an estimate of its pacing (and deferrals),
+        and send nothing; the return value is then ``{"would_cancel": [keys in input order,
+        duplicates once]}``.
     :param deferrable: free the worker slot while the run waits for the rate limit's next window
         (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
         See :mod:`airflow_provider_cronofy.operators.deferral`.
@@ -265,14 +275,25 @@ class CancelScheduledMeetingAgentOperator(_MeetingAgentOperator):
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.validate()  # the connection, before the first request
             hook.require_api_key()
+            job = hook.per_item_job(hook.scheduled_cancellation_call)
             if dry_run:
+                sends = f"DELETE {hook.base_url}/v1/meeting_agents for {plural(len(keys), 'item')}"
+                unknowable = (
+                    "nothing was sent, so it cannot tell which of these keys are scheduled: "
+                    "would_cancel lists every key given; a real run reports those Cronofy answers "
+                    "404 for as not_found."
+                )
                 return _dry_run(
-                    self.log, "DELETE", f"{hook.base_url}/v1/meeting_agents", "scheduling_key", keys
+                    self.log,
+                    sends,
+                    "scheduling_key",
+                    keys,
+                    [self._estimate(hook, job, len(keys)), unknowable],
                 )
             results = self._cancel_all(
                 context,
                 hook,
-                hook.per_item_job(hook.scheduled_cancellation_call),
+                job,
                 keys,
                 resume=resume,
                 result_values={"cancelled": True, "not_found": False},
@@ -328,8 +349,9 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
     :param use_batch: send the events 50 to a ``POST /v1/batch`` (default), each entry the same
         request as above; ``False`` sends one request per event.
     :param dry_run: check the input and the connection (its settings, and an access token or
-        what refreshing one needs) exactly as a real run would, log what would be sent, and send
-        nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
+        what refreshing one needs) exactly as a real run would, log what would be sent (the
+        batches, or one request per event) and an estimate of its pacing (and deferrals), and
+        send nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
         in input order, duplicates once]}`` (with ``events``: ``[{"calendar_id", "event_id"}]``).
     :param deferrable: free the worker slot while the run waits for the rate limit's next window
         (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
@@ -389,15 +411,20 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.validate()  # the connection, before the first request
             hook.require_calendar_credentials()
+            job = hook.event_cancellation_job(calendar_id, delete_event=delete_event, use_batch=use_batch)
             if dry_run:
-                method = "DELETE" if delete_event else "POST"
-                url = f"{hook.base_url}/v1/calendars/{segment}/events"
-                how = " (50 to a POST /v1/batch)" if use_batch else ""
-                return _dry_run(self.log, method + how, url, "event_id", event_ids)
+                sends = event_requests(
+                    job, hook.base_url, f"/v1/calendars/{segment}/events", len(event_ids), "item"
+                )
+                notes = [
+                    self._estimate(hook, job, len(event_ids)),
+                    unknowable_calendars([calendar_id], across=False),
+                ]
+                return _dry_run(self.log, sends, "event_id", event_ids, notes)
             return self._cancel_all(
                 context,
                 hook,
-                hook.event_cancellation_job(calendar_id, delete_event=delete_event, use_batch=use_batch),
+                job,
                 event_ids,
                 resume=resume,
                 result_values={"cancelled": None},
@@ -441,14 +468,26 @@ class CancelIntegratedMeetingAgentOperator(_MeetingAgentOperator):
         with _hook(self.cronofy_conn_id, self.max_concurrency) as hook:
             hook.validate()  # the connection, before the first request
             hook.require_calendar_credentials()
+            job = hook.cross_calendar_cancellation_job(delete_event=delete_event, use_batch=use_batch)
             if dry_run:
-                method = "DELETE" if delete_event else "POST"
-                how = " (50 to a POST /v1/batch, calendars mixed)" if use_batch else ""
-                return dry_run_events(self.log, method + how, hook.base_url, events)
+                calendars = list(dict.fromkeys(calendar_id for calendar_id, _ in events))
+                sends = event_requests(
+                    job,
+                    hook.base_url,
+                    "/v1/calendars/{calendar_id}/events",
+                    len(events),
+                    "event",
+                    calendars=len(calendars),
+                )
+                notes = [
+                    self._estimate(hook, job, len(events)),
+                    unknowable_calendars(calendars, across=True),
+                ]
+                return dry_run_events(self.log, sends, events, notes)
             return self._cancel_all(
                 context,
                 hook,
-                hook.cross_calendar_cancellation_job(delete_event=delete_event, use_batch=use_batch),
+                job,
                 events,
                 resume=resume,
                 result_values={"cancelled": None},

@@ -4,26 +4,50 @@ Why not the standard trigger as it is: ``dag.test()`` / ``airflow dags test`` on
 line (2.11, 3.0-3.3) resumes a deferred task with ``next_kwargs = {"event": payload}``, dropping
 the ``kwargs`` given to ``defer()``, where the triggerer in production keeps them and adds
 ``event``. The standard trigger's payload is its moment, so a run resumed under ``dag.test()``
-would not know where it stopped. This subclass waits exactly as Airflow's does (its ``run`` is the
-parent's) and only puts the carried state in the event too. It never calls Cronofy: a trigger may
-run twice after a triggerer restart (apache/airflow #67945), and waiting twice is harmless.
+would not know where it stopped. This subclass keeps the parent's arguments and serialization
+(``moment``, ``end_from_trigger``) and puts the carried state in the event too. It never calls
+Cronofy: a trigger may run twice after a triggerer restart (apache/airflow #67945), and waiting
+twice is harmless.
+
+Why its own ``run``: the parent's logs about 24 lines per minute of waiting ("sleeping 1
+second..." for the last 20 seconds), which buried the operator's one line per deferral in the task
+log. This one waits without a word and speaks only when something is off (it fires more than
+:data:`LATE_AFTER_SECONDS` after its moment: the triggerer was busy, down or restarted).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import datetime
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_cronofy._compat import time_trigger_classes
 
 DateTimeTrigger, TriggerEvent = time_trigger_classes()
 
+LONGEST_SLEEP_SECONDS = 60.0
+"""A wait is slept in chunks of at most this, the moment re-read after each: a wall clock that is
+set back or forward (NTP, a suspended VM) moves the firing with it, as the parent's run does."""
+SHORTEST_SLEEP_SECONDS = 0.01
+"""A chunk is at least this long: the loop never spins on a remainder of microseconds."""
+LATE_AFTER_SECONDS = 60.0
+"""Firing this much after the moment is logged as a warning (once); on time, the trigger logs nothing."""
+
+
+def utc_now() -> datetime:
+    """The wall clock the trigger waits by (tests replace it)."""
+    return datetime.now(timezone.utc)
+
+
+sleep: Callable[[float], Any] = asyncio.sleep
+"""How the trigger sits a chunk out (tests replace it)."""
+
 
 class ResumeAtTrigger(DateTimeTrigger):  # type: ignore[misc, valid-type]
     """Fires at ``moment`` (timezone-aware) with the event payload ``{"resume": carry}``.
 
-    :param moment: when to fire; Airflow's ``DateTimeTrigger`` does the waiting.
+    :param moment: when to fire.
     :param carry: the deferred run's state (JSON-native), handed back in the event.
     """
 
@@ -37,7 +61,19 @@ class ResumeAtTrigger(DateTimeTrigger):  # type: ignore[misc, valid-type]
         return f"{__name__}.{type(self).__qualname__}", {**kwargs, "carry": self.carry}
 
     async def run(self) -> AsyncIterator[Any]:
-        """Wait as ``DateTimeTrigger`` does, then fire once with the carried state."""
-        async for _ in super().run():
-            yield TriggerEvent({"resume": self.carry})
-            return
+        """Wait quietly until ``moment``, then fire once with the carried state."""
+        moment = self.moment
+        remaining = (moment - utc_now()).total_seconds()
+        late = -remaining
+        while remaining > 0:
+            await sleep(min(max(remaining, SHORTEST_SLEEP_SECONDS), LONGEST_SLEEP_SECONDS))
+            remaining = (moment - utc_now()).total_seconds()
+            late = -remaining
+        if late > LATE_AFTER_SECONDS:
+            self.log.warning(
+                "Firing %.0f s after the moment it was due (%s): the triggerer was busy, stopped or "
+                "restarted meanwhile. The task resumes now.",
+                late,
+                moment.isoformat(),
+            )
+        yield TriggerEvent({"resume": self.carry})

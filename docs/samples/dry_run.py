@@ -32,4 +32,10 @@ with DAG("howto_dry_run", schedule=None, start_date=datetime(2026, 1, 1), catchu
         delete_event=True,
         dry_run=True,  # checks the access token (or what refreshing one needs); no refresh either
     )
+    CancelScheduledMeetingAgentOperator(
+        task_id="how_long_the_backlog_would_take",
+        scheduling_key=[f"crm-deal-{number}" for number in range(1200)],
+        deferrable=True,
+        dry_run=True,  # also estimates the pacing at the connection's rate limits, and the deferrals
+    )
     # [END howto_operator_dry_run]

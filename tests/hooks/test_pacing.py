@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from airflow_provider_cronofy.hooks.pacing import (
     PENDING_RECHECK_SECONDS,
     SEND_GUARD_SECONDS,
+    PacingEstimate,
     RequestPacer,
+    estimate_pacing,
     shared_pacer,
 )
 
@@ -486,3 +490,53 @@ def test_over_http_a_request_held_on_its_way_meets_no_429(monkeypatch):
     assert len(requests) == len(keys)  # nothing was retried
     times = sorted(arrivals.values())
     assert max(sum(1 for t in times if start <= t < start + 1.0) for start in times) <= 5
+
+
+# ---------------------------------------------------------------------------- the dry run's estimate
+
+
+def test_estimate_of_1200_requests_at_the_default_limits():
+    # 500 in the first 10 s (50 a second), the minute's next slot 51 s later, twice; 200 at the end.
+    assert estimate_pacing(1200, 50, 500, defer_after=10.0) == PacingEstimate(123.0, 2, 102.0)
+
+
+def test_estimate_of_30_requests_at_10_a_minute():
+    # The run of issue 24: three bursts a minute apart, two deferrals.
+    assert estimate_pacing(30, 50, 10, defer_after=10.0) == PacingEstimate(120.0, 2, 120.0)
+    # With defer_after at the minute or more, a deferrable run never defers.
+    assert estimate_pacing(30, 50, 10, defer_after=60.0).deferrals == 0
+
+
+@pytest.mark.parametrize("limits", [(0, 0), (None, None)])
+def test_estimate_without_pacing_is_no_time(limits):
+    assert estimate_pacing(5000, *limits, defer_after=10.0) == PacingEstimate(0.0, 0, 0.0)
+    assert estimate_pacing(0, 50, 500, defer_after=10.0) == PacingEstimate(0.0, 0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("requests", "per_second", "per_minute", "defer_after"),
+    [(1200, 50, 500, 10.0), (30, 0, 10, 10.0), (7, 2, 0, 10.0), (260, 20, 100, 5.0), (9, 3, 4, 0.5)],
+)
+def test_estimate_matches_the_pacer_and_a_deferrable_runs_segments(
+    requests, per_second, per_minute, defer_after
+):
+    estimate = estimate_pacing(requests, per_second, per_minute, defer_after)
+    # The pacer itself, each request sent as soon as it is let through (answers take no time).
+    clock = FakeClock()
+    pacer = RequestPacer([(per_second, 1.0), (per_minute, 60.0)], clock=clock, sleep=clock.sleep)
+    times = send_times(pacer, clock, requests)
+    assert estimate.seconds == pytest.approx(times[-1] - times[0])
+    # A deferrable run's loop (operators/deferral.py): send what fits, defer to the next slot.
+    clock = FakeClock()
+    pacer = RequestPacer([(per_second, 1.0), (per_minute, 60.0)], clock=clock, sleep=clock.sleep)
+    left, deferrals, deferred = requests, 0, 0.0
+    while left:
+        fits = pacer.sends_before_wait(defer_after, left)
+        if fits == 0:
+            wait = pacer.next_slot_in()
+            deferrals, deferred = deferrals + 1, deferred + wait
+            clock.now += wait
+            continue
+        send_times(pacer, clock, fits)
+        left -= fits
+    assert (estimate.deferrals, estimate.deferred_seconds) == (deferrals, pytest.approx(deferred))

@@ -477,3 +477,287 @@ def test_batched_events_defer_by_slots_not_items_over_http(monkeypatch):
         assert op.execute_complete({}, resume=carried) == {"cancelled": events}
         assert len(emu.requests) == 3
         assert all(emu.events[("cal_1", event_id)]["deleted"] for event_id in events)
+
+
+# ---------------------------------------------------------------------------- the run's time, its lines
+
+
+class Deferred(Exception):
+    def __init__(self, seconds, carried):
+        super().__init__(seconds)
+        self.seconds = seconds
+        self.carried = carried
+
+
+class Clocks:
+    """A monotonic and a wall clock moved together by the fake sends and the fake triggerer."""
+
+    def __init__(self, wall: float, monotonic: float) -> None:
+        self.wall_now = wall
+        self.mono_now = monotonic
+
+    def wall(self) -> float:
+        return self.wall_now
+
+    def mono(self) -> float:
+        return self.mono_now
+
+    def advance(self, seconds: float) -> None:
+        self.wall_now += seconds
+        self.mono_now += seconds
+
+
+class Lines:
+    """A task log that keeps each line."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message, *args):
+        self.lines.append(message % args if args else message)
+
+    warning = info
+
+
+def process(clocks, keys, resume, log):
+    """One task process of a deferrable run at 3 requests a minute: its own pacer and run clock;
+    each send takes half a second."""
+    from airflow_provider_cronofy.hooks.pacing import RequestPacer
+    from airflow_provider_cronofy.operators.bulk import RunClock, run_bulk
+    from airflow_provider_cronofy.operators.deferral import SegmentedRun
+
+    pacer = RequestPacer([(3, 60.0)], clock=clocks.mono, sleep=clocks.advance)
+    run_clock = RunClock(clock=clocks.mono, wall=clocks.wall)
+
+    def send(segment, on_result):
+        for index, key in enumerate(segment):
+            pacer.acquire()
+            clocks.advance(0.5)
+            on_result(index, key, True)
+        return []
+
+    def defer(seconds, carried):
+        raise Deferred(seconds, carried)
+
+    segmented = SegmentedRun(
+        send,
+        pacer=pacer,
+        items_per_slot=1,
+        defer_after=10.0,
+        result_values={"cancelled": True, "not_found": False},
+        subject="scheduling_key",
+        name="scheduling keys",
+        redact=str,
+        defer=defer,
+        log=log,
+        resume=resume,
+        run_clock=run_clock,
+    )
+    return run_bulk(
+        keys,
+        segmented,
+        outcome_of=lambda cancelled: "cancelled" if cancelled else "not_found",
+        noun="scheduling key",
+        outcomes=("cancelled", "not_found"),
+        log=log,
+        run_clock=run_clock,
+    )
+
+
+def triggerer_waits(clocks, deferred, task_start=5.0):
+    """The wait in the triggerer and a task start; the carried send times age as the wall clock did
+    (the pacer turns them into epoch times by the real clock, which did not move)."""
+    clocks.advance(deferred.seconds + task_start)
+    carried = dict(deferred.carried)
+    carried["sent_at"] = [
+        carried["sent_at"][0] - round((deferred.seconds + task_start) * 1000),
+        *carried["sent_at"][1:],
+    ]
+    return carried
+
+
+def test_a_deferred_runs_done_line_gives_the_whole_time_and_the_time_deferred():
+    t0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+    clocks = Clocks(wall=t0, monotonic=1_000.0)
+    first, second, third = Lines(), Lines(), Lines()
+    with pytest.raises(Deferred) as one:
+        process(clocks, KEYS, None, first)
+    # Three sends (1.5 s) fill the minute; the next slot is 58.5 s away.
+    assert one.value.seconds == pytest.approx(58.5)
+    carried = one.value.carried
+    assert (carried["started_at"], carried["deferred"], carried["deferred_at"]) == (t0, 0.0, t0 + 1.5)
+    assert json.loads(json.dumps(carried)) == carried  # JSON-native still
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    assert BaseSerialization.deserialize(BaseSerialization.serialize({"resume": carried})) == {
+        "resume": carried
+    }
+    carried = triggerer_waits(clocks, one.value)  # 63.5 s deferred
+
+    clocks.mono_now = 77.0  # another process: its monotonic clock has nothing to do with the first's
+    with pytest.raises(Deferred) as two:
+        process(clocks, KEYS, carried, second)
+    carried = two.value.carried
+    assert (carried["started_at"], carried["deferred"], carried["deferred_at"]) == (t0, 63.5, t0 + 66.5)
+    carried = triggerer_waits(clocks, two.value)  # 58.5 + 5 s deferred again
+
+    clocks.mono_now = 5.0
+    result = process(clocks, KEYS, carried, third)
+    assert result == {"cancelled": KEYS, "not_found": []}
+    # 130.5 s from the first execute to the end, 127 s of it deferred: not the last process's 0.5 s.
+    assert third.lines[-1] == (
+        "Done: 7 scheduling keys in 130.5 s (127.0 s of it deferred, 2 deferrals): 7 cancelled, "
+        "0 not found, 0 failed."
+    )
+    # One line when it defers (until when, done and left), one when it resumes; nothing else.
+    assert first.lines == [
+        "Deferring until 22:14:20 UTC, 58.5 s from now (deferral 1): the rate limit's next slot is "
+        "more than 10 s away; 3 of 7 scheduling keys done, 4 left. The worker slot is free until then."
+    ]
+    assert second.lines == [
+        "Resumed after deferral 1 (63.5 s deferred): 3 of 7 scheduling keys already done (0 failed), "
+        "4 to go.",
+        "Deferring until 22:15:25 UTC, 58.5 s from now (deferral 2): the rate limit's next slot is "
+        "more than 10 s away; 6 of 7 scheduling keys done, 1 left. The worker slot is free until then.",
+    ]
+    assert third.lines[0] == (
+        "Resumed after deferral 2 (63.5 s deferred): 6 of 7 scheduling keys already done (0 failed), 1 to go."
+    )
+    assert len(third.lines) == 2
+
+
+def test_a_run_that_never_deferred_is_timed_on_the_monotonic_clock():
+    from airflow_provider_cronofy.operators.bulk import RunClock
+
+    clocks = Clocks(wall=1_700_000_000.0, monotonic=10.0)
+    run_clock = RunClock(clock=clocks.mono, wall=clocks.wall)
+    clocks.advance(2.5)
+    assert run_clock.elapsed() == 2.5
+    assert run_clock.took() == "2.5 s"  # no word of deferrals when there were none
+
+
+def test_a_wall_clock_set_back_never_gives_a_negative_time():
+    from airflow_provider_cronofy.operators.bulk import RunClock
+
+    clocks = Clocks(wall=1_700_000_000.0, monotonic=10.0)
+    run_clock = RunClock(clock=clocks.mono, wall=clocks.wall)
+    run_clock.resumed(started_at=1_700_000_100.0, deferred=60.0, deferrals=1)  # "started" in the future
+    assert run_clock.elapsed() == 0.0
+    assert run_clock.deferred == 0.0
+
+
+def text_of(caplog, capsys):
+    """The task log's lines: Airflow 3 prints them (structlog), 2.11 records them and prints a copy."""
+    records, printed = caplog.text, capsys.readouterr().out
+    return records if "airflow_provider_cronofy" in records else printed
+
+
+def test_the_operator_logs_one_line_per_deferral_and_per_resume(requests_mock, paced, caplog, capsys):
+    import logging
+
+    requests_mock.delete(AGENTS, status_code=202)
+    with caplog.at_level(logging.INFO), pytest.raises(TaskDeferred) as info:
+        scheduled(KEYS).execute({"ti": FakeTI()})
+    deferring = text_of(caplog, capsys)
+    caplog.clear()
+    carried = info.value.kwargs["resume"]
+    assert deferring.count("Deferring until ") == 1
+    assert "3 of 7 scheduling keys done, 4 left" in deferring
+    assert "Resumed" not in deferring and "Done:" not in deferring
+    # The triggerer waited out the window (its carried times a minute old), a fresh process resumes.
+    pacing._shared.clear()
+    aged = {**carried, "sent_at": [carried["sent_at"][0] - 62_000, *carried["sent_at"][1:]]}
+    with caplog.at_level(logging.INFO), pytest.raises(TaskDeferred):
+        scheduled(KEYS).execute_complete({}, resume=aged)
+    resuming = text_of(caplog, capsys)
+    assert resuming.count("Resumed after deferral 1 (") == 1
+    assert resuming.count("Deferring until ") == 1  # 3 more fill the window again: deferral 2
+
+
+def test_a_resumed_operator_run_reports_the_whole_runs_time(requests_mock, set_connection, caplog, capsys):
+    import logging
+    import re
+    import time
+
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=0)
+    requests_mock.delete(AGENTS, status_code=202)
+    now = time.time()
+    carried = {
+        **state(KEYS, position=4),
+        "started_at": now - 132.0,
+        "deferred": 50.0,
+        "deferred_at": now - 70.0,
+    }
+    carried["deferrals"] = 2
+    with caplog.at_level(logging.INFO):
+        assert scheduled(KEYS).execute_complete({}, resume=carried)["cancelled"] == KEYS
+    text = text_of(caplog, capsys)
+    assert re.search(r"Resumed after deferral 2 \(70\.\d s deferred\)", text), text
+    done = re.search(
+        r"Done: 7 scheduling keys in ([\d.]+) s \(([\d.]+) s of it deferred, 2 deferrals\)", text
+    )
+    assert done, text
+    assert 132.0 <= float(done.group(1)) < 140.0
+    assert 120.0 <= float(done.group(2)) < 121.0  # 50 s before, 70 s for the latest deferral
+
+
+def test_a_state_without_the_runs_start_still_resumes(requests_mock, set_connection, caplog, capsys):
+    # Written by 0.2.0, before the start travelled with the state: the time counts from the resume.
+    import logging
+
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=0)
+    requests_mock.delete(AGENTS, status_code=202)
+    carried = state(KEYS, position=4)
+    for name in ("started_at", "deferred", "deferred_at"):
+        del carried[name]
+    with caplog.at_level(logging.INFO):
+        assert scheduled(KEYS).execute_complete({}, resume=carried)["cancelled"] == KEYS
+    text = text_of(caplog, capsys)
+    assert "Resumed after deferral 1: 4 of 7" in text
+    assert "Done: 7 scheduling keys in " in text and "deferred," not in text
+
+
+# ---------------------------------------------------------------------------- a dry run's estimate
+
+
+class Settings:
+    def __init__(self, per_second, per_minute):
+        self.rate_limit_per_second = per_second
+        self.rate_limit_per_minute = per_minute
+
+
+class Job:
+    def __init__(self, unit_size=1, cost_per_entry=False):
+        self.unit_size = unit_size
+        self.cost_per_entry = cost_per_entry
+
+
+@pytest.mark.parametrize(
+    ("count", "took", "deferred"),
+    [
+        (10_000, "19 min 9 s", "19 times, about 16 min 9 s"),  # 19 gaps of 51 s
+        (100_000, "3 h 19 min", "199 times, about 2 h 49 min"),
+        (501, "1 min", "1 time, about 51.0 s"),
+    ],
+)
+def test_the_estimate_line_words_long_runs_in_minutes_and_hours(count, took, deferred):
+    from airflow_provider_cronofy.operators.deferral import pacing_estimate_line
+
+    line = pacing_estimate_line(Settings(50, 500), Job(), count, deferrable=True, defer_after=10.0)
+    assert f"would take about {took} of pacing" in line
+    assert f"the run would defer {deferred} of it deferred." in line
+
+
+def test_the_estimate_line_counts_batches_and_their_slots():
+    from airflow_provider_cronofy.operators.deferral import pacing_estimate_line
+
+    line = pacing_estimate_line(Settings(0, 2), Job(unit_size=50), 120, deferrable=False, defer_after=10.0)
+    assert line.startswith(
+        "at this connection's rate limits (no per-second limit, 2/min) the 3 batches would take about 1 min"
+    )
+    assert "deferrable=False: the worker waits through it all (deferrable=True would defer 1 time" in line
+    line = pacing_estimate_line(
+        Settings(10, 0), Job(unit_size=10, cost_per_entry=True), 25, deferrable=False, defer_after=10.0
+    )
+    assert "the 3 batches, counted as 25 requests (batch_rate_cost=entries), would take about 2.0 s" in line
+    assert "deferrable=False" not in line  # nothing to say of deferring when no wait is long

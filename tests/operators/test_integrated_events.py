@@ -363,9 +363,61 @@ def test_dry_run_lists_calendar_and_event_and_sends_nothing(requests_mock, caplo
         assert op.execute({}) == {"would_cancel": EVENTS}
     assert requests_mock.call_count == 0
     text = caplog.text + capsys.readouterr().out
-    assert "DELETE (50 to a POST /v1/batch, calendars mixed)" in text
-    assert "4 events across 3 calendars" in text
+    # What would really be sent: one POST /v1/batch, its entries the per-calendar DELETEs.
+    assert (
+        "A real run would send POST https://api.cronofy.com/v1/batch for 4 events across 3 calendars "
+        "(1 batch of up to 50 events, calendars mixed, each entry a DELETE "
+        "/v1/calendars/{calendar_id}/events), one event_id each:"
+    ) in text
     assert "would cancel calendar_id='cal_b' event_id='b1'" in text
+
+
+def test_dry_run_without_batches_names_one_request_per_event(requests_mock, caplog, capsys):
+    op = integrated(EVENTS, dry_run=True, use_batch=False)
+    with caplog.at_level("INFO"):
+        assert op.execute({}) == {"would_cancel": EVENTS}
+    text = caplog.text + capsys.readouterr().out
+    assert (
+        "A real run would send POST https://api.cronofy.com/v1/calendars/{calendar_id}/events for "
+        "4 events across 3 calendars (one request per event), one event_id each:"
+    ) in text
+    assert "/v1/batch" not in text
+    assert requests_mock.call_count == 0
+
+
+def test_dry_run_counts_the_batches_and_the_pacing_they_would_meet(
+    requests_mock, set_connection, caplog, capsys
+):
+    set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=50, rate_limit_per_minute=2)
+    events = [ev(f"cal_{i % 2}", f"e{i}") for i in range(120)]
+    with caplog.at_level("INFO"):
+        integrated(events, dry_run=True, deferrable=True).execute({})
+    text = caplog.text + capsys.readouterr().out
+    assert "for 120 events across 2 calendars (3 batches of up to 50 events, calendars mixed," in text
+    # Two batches fill the minute, the third goes a minute later: one deferral.
+    assert (
+        "at this connection's rate limits (50/s, 2/min) the 3 batches would take about 1 min of "
+        "pacing; with deferrable=True (defer_after=10 s) the run would defer 1 time, about 1 min of "
+        "it deferred."
+    ) in text
+    assert requests_mock.call_count == 0
+
+
+def test_dry_run_says_it_cannot_tell_whether_the_calendars_exist(requests_mock, caplog, capsys):
+    with caplog.at_level("INFO"):
+        integrated([ev("cal_known", "e1"), ev("cal_typo", "e2")], dry_run=True).execute({})
+    text = caplog.text + capsys.readouterr().out
+    assert (
+        "Dry run: nothing was sent, so it cannot tell whether calendars 'cal_known', 'cal_typo' exist "
+        "or the events are there: would_cancel lists every event given; a real run fails the events "
+        "of an unknown calendar and goes on with the others (Cronofy answers 404)."
+    ) in text
+    many = [ev(f"cal_{i}", "e") for i in range(8)]
+    with caplog.at_level("INFO"):
+        integrated(many, dry_run=True).execute({})
+    text = caplog.text + capsys.readouterr().out
+    assert "calendars 'cal_0', 'cal_1', 'cal_2', 'cal_3', 'cal_4' and 3 more exist" in text
+    assert requests_mock.call_count == 0
 
 
 def test_no_secret_in_the_xcom_the_error_or_the_log(requests_mock, set_connection, caplog, capsys):
