@@ -521,7 +521,8 @@ class Lines:
 
 def process(clocks, keys, resume, log):
     """One task process of a deferrable run at 3 requests a minute: its own pacer and run clock;
-    each send takes half a second."""
+    each send is answered at once (its slot released, as the transport does), then half a second
+    passes before the next."""
     from airflow_provider_cronofy.hooks.pacing import RequestPacer
     from airflow_provider_cronofy.operators.bulk import RunClock, run_bulk
     from airflow_provider_cronofy.operators.deferral import SegmentedRun
@@ -531,7 +532,7 @@ def process(clocks, keys, resume, log):
 
     def send(segment, on_result):
         for index, key in enumerate(segment):
-            pacer.acquire()
+            pacer.release(pacer.acquire())
             clocks.advance(0.5)
             on_result(index, key, True)
         return []
