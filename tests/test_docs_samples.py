@@ -45,22 +45,30 @@ def run_sample_dag(dag_id: str) -> Any:
     return bag.dags[dag_id].test()
 
 
-def returned_value(run: Any, task_id: str) -> Any:
-    """The return value (XCom) a task of ``run`` pushed, read from the metadata database."""
+def returned_value(run: Any, task_id: str, key: str = "return_value") -> Any:
+    """The XCom ``key`` (the return value by default) a task of ``run`` pushed, read from the
+    metadata database (``None`` when it pushed none)."""
     from airflow.utils.session import create_session
     from sqlalchemy import text
 
     with create_session() as session:
         rows = session.execute(
             text(
-                "SELECT value FROM xcom WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND key = 'return_value'"
+                "SELECT value FROM xcom WHERE dag_id = :dag AND run_id = :run AND task_id = :task AND key = :key"
             ),
-            {"dag": run.dag_id, "run": run.run_id, "task": task_id},
+            {"dag": run.dag_id, "run": run.run_id, "task": task_id, "key": key},
         ).all()
+    if not rows:
+        return None
     (value,) = [row[0] for row in rows]
     if isinstance(value, (bytes, bytearray, memoryview)):  # Airflow 2.11 stores JSON bytes
         value = bytes(value).decode()
     return json.loads(value) if isinstance(value, str) else value
+
+
+def task_state(run: Any, task_id: str) -> str:
+    state = run.get_task_instance(task_id).state
+    return str(getattr(state, "value", state))
 
 
 def succeeded(state: str) -> bool:
@@ -121,21 +129,28 @@ def test_quickstart_dag_runs_against_the_emulator_cli(metadata_db, samples_folde
     ]
 
 
-def test_quickstart_report_shows_what_a_failed_cancellation_kept(
-    metadata_db, samples_folder, emulator, monkeypatch
+def test_quickstart_report_shows_what_a_failed_cancellation_kept_and_fails_the_run(
+    metadata_db, samples_folder, emulator, monkeypatch, capfd
 ):
     connection = json.loads(os.environ["AIRFLOW_CONN_CRONOFY_DEFAULT"])
     connection["password"] = "not-the-emulator-api-key"
     monkeypatch.setenv("AIRFLOW_CONN_CRONOFY_DEFAULT", json.dumps(connection))
     run = run_sample_dag("my_cronofy_cancellations")
+    # The report task runs after the failure (all_done), then fails, and so does the run: a
+    # trigger rule of all_done alone would have turned the failed cancellation into a green run.
     assert not succeeded(str(run.state))
-    shown = returned_value(run, "report")
-    assert shown["partial_result"] == {"cancelled": [], "not_found": []}
+    assert (task_state(run, "cancel_scheduled_agents"), task_state(run, "report")) == ("failed", "failed")
+    assert returned_value(run, "report") is None
+    kept = {
+        key: returned_value(run, "cancel_scheduled_agents", key)
+        for key in ("partial_result", "failures", "not_attempted")
+    }
+    assert kept["partial_result"] == {"cancelled": [], "not_found": []}
     # The 401 stops the run: the key not yet sent (if any) is in not_attempted, none is lost.
-    assert shown["failures"][0]["status_code"] == 401
-    failed = [failure["item"] for failure in shown["failures"]]
-    assert sorted(failed + shown["not_attempted"]) == ["demo-key-1", "demo-key-2"]
-    assert "not-the-emulator-api-key" not in json.dumps(shown)
+    assert kept["failures"][0]["status_code"] == 401
+    failed = [failure["item"] for failure in kept["failures"]]
+    assert sorted(failed + kept["not_attempted"]) == ["demo-key-1", "demo-key-2"]
+    assert "not-the-emulator-api-key" not in json.dumps(kept)
 
 
 def test_dry_run_sample_sends_nothing(metadata_db, samples_folder, emulator):

@@ -44,7 +44,7 @@ def failure_message(
         ``nouns`` several (default ``noun + "s"``); ``summary`` is the outcome counts
         (``"3 cancelled, 1 not found"``).
     :param not_attempted: how many items a fatal error kept from being sent; ``fatal`` whether
-        one stopped the run.
+        one stopped the run (said in a last line, unless the run had one item only).
     :param format_item: how an item reads (see :func:`format_item`).
 
     A cause met by one item reads ``- 'k1': 422: <reason>``; one met by several reads
@@ -53,7 +53,7 @@ def failure_message(
     """
     lines = [f"{len(failures)} of {plural(total, noun, nouns)} failed ({summary}):"]
     lines += cause_lines(failures, format_item)
-    if fatal:
+    if fatal and total > 1:  # a run of one item has no other item to stop for
         lines.append(stopped_line(not_attempted))
     return "\n".join(lines)
 

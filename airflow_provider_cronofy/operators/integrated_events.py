@@ -130,7 +130,7 @@ def present_error(error: BaseException, total: int) -> BaseException:
     summary = ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in results.items())
     lines = _failure_lines(error.failures)
     message = f"{len(failures)} of {plural(total, 'event')} failed ({summary}):\n" + "\n".join(lines)
-    if error.fatal:
+    if error.fatal and total > 1:  # as failure_report words it: one event has no other to stop for
         message += "\n" + stopped_line(len(not_attempted), "event")
     return CronofyBulkError.of(
         message, failures=failures, results=results, not_attempted=not_attempted, fatal=error.fatal

@@ -53,15 +53,22 @@ with DAG(
 
     @task(trigger_rule="all_done")  # runs after a failure too
     def report(ti: Any = None) -> dict[str, Any]:
-        """Show what the cancellation returned (its XCom): the place for an audit table or an alert."""
+        """Show what the cancellation returned (its XCom): the place for an audit table or an alert.
+
+        Fails when the cancellation failed, so that the DAG run fails too (this task is a leaf).
+        """
         outcome = ti.xcom_pull(task_ids="cancel_scheduled_agents")
-        if outcome is None:  # it failed: what it cancelled before failing, and why the rest failed
-            outcome = {
-                key: ti.xcom_pull(task_ids="cancel_scheduled_agents", key=key)
-                for key in ("partial_result", "failures", "not_attempted")
-            }
-        print(f"cancel_scheduled_agents returned {outcome}")
-        return outcome
+        if outcome is not None:
+            print(f"cancel_scheduled_agents returned {outcome}")
+            return outcome
+        # It failed: what it cancelled before failing, why the rest failed, what it never sent
+        # (all None when it failed before sending anything, e.g. on bad input).
+        kept = {
+            key: ti.xcom_pull(task_ids="cancel_scheduled_agents", key=key)
+            for key in ("partial_result", "failures", "not_attempted")
+        }
+        print(f"cancel_scheduled_agents failed and kept {kept}")
+        raise RuntimeError("cancel_scheduled_agents failed: its log says why, the line above what it kept")
 
     cancel_scheduled >> report()
 # [END howto_quickstart_dag]

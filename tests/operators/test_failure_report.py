@@ -79,6 +79,17 @@ def test_a_stop_after_every_item_was_sent_says_so():
     assert message.endswith("every other item would meet too: every item had been sent.")
 
 
+def test_a_fatal_error_of_a_run_of_one_item_does_not_speak_of_other_items():
+    message = failure_message(
+        [ItemFailure("evt_1", None, "Connection refused by 127.0.0.1:8765")],
+        total=1,
+        noun="event",
+        summary="0 cancelled",
+        fatal=True,
+    )
+    assert message == "1 of 1 event failed (0 cancelled):\n  - 'evt_1': Connection refused by 127.0.0.1:8765"
+
+
 def test_a_long_cause_lists_its_first_items_and_counts_the_rest():
     failures = [ItemFailure(f"k{number}", 401, REJECTED) for number in range(25)]
     message = failure_message(failures, total=25, noun="scheduling key", summary="0 cancelled")
