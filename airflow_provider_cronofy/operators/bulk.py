@@ -67,6 +67,32 @@ def normalise_items(name: str, value: object) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+DRY_RUN_ITEMS_LOGGED = 100
+"""A dry run logs this many items one by one, then how many more there are."""
+
+
+def log_dry_run(
+    task_log: logging.Logger | Any,
+    sends: str,
+    what: str,
+    shown: Sequence[str],
+    total: int,
+    notes: Sequence[str],
+) -> None:
+    """Log a dry run: the requests a real run would send (``sends``), ``what`` each carries, the
+    items as ``shown`` (at most :data:`DRY_RUN_ITEMS_LOGGED` of the ``total``), then ``notes``.
+
+    No credential is in any of these lines: callers pass ids and requests, never the connection.
+    """
+    task_log.info("Dry run: nothing is sent. A real run would send %s, one %s each:", sends, what)
+    for line in shown[:DRY_RUN_ITEMS_LOGGED]:
+        task_log.info("Dry run: would cancel %s", line)
+    if total > DRY_RUN_ITEMS_LOGGED:
+        task_log.info("Dry run: ... and %d more.", total - DRY_RUN_ITEMS_LOGGED)
+    for note in notes:
+        task_log.info("Dry run: %s", note)
+
+
 def describe_failure(error: BaseException) -> tuple[int | None, str]:
     """The HTTP status (or ``None``) and the reason (not yet redacted) a failed item is reported with."""
     status = error.status_code if isinstance(error, CronofyAPIError) else None

@@ -19,7 +19,7 @@ from airflow_provider_cronofy.exceptions import (
     CronofyInputError,
     ItemFailure,
 )
-from airflow_provider_cronofy.operators.bulk import Run
+from airflow_provider_cronofy.operators.bulk import DRY_RUN_ITEMS_LOGGED, Run, log_dry_run
 from airflow_provider_cronofy.operators.failure_report import cause_lines, stopped_line
 from airflow_provider_cronofy.validation import calendar_path_segment, refuse_comma_joined, validate_item
 from airflow_provider_cronofy.wording import NOT_SENT, plural
@@ -29,7 +29,6 @@ EventKey = tuple[str, str]
 
 FIELDS = ("calendar_id", "event_id")
 PROBLEMS_SHOWN = 10
-DRY_RUN_ITEMS_LOGGED = 100
 
 
 def normalise_events(value: object) -> list[EventKey]:
@@ -239,12 +238,7 @@ def dry_run_events(
     task_log: logging.Logger | Any, sends: str, items: Sequence[EventKey], notes: Sequence[str]
 ) -> dict[str, list[dict[str, str]]]:
     """Log what a run would send for ``items`` (``sends``: the requests, see :func:`event_requests`;
-    no credential), each event, then ``notes``; return ``{"would_cancel": [dicts]}``."""
-    task_log.info("Dry run: nothing is sent. A real run would send %s, one event_id each:", sends)
-    for calendar_id, event_id in items[:DRY_RUN_ITEMS_LOGGED]:
-        task_log.info("Dry run: would cancel calendar_id=%r event_id=%r", calendar_id, event_id)
-    if len(items) > DRY_RUN_ITEMS_LOGGED:
-        task_log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
-    for note in notes:
-        task_log.info("Dry run: %s", note)
+    see :func:`~.bulk.log_dry_run`); return ``{"would_cancel": [dicts]}``."""
+    shown = [f"calendar_id={c!r} event_id={e!r}" for c, e in items[:DRY_RUN_ITEMS_LOGGED]]
+    log_dry_run(task_log, sends, "event_id", shown, len(items), notes)
     return {"would_cancel": [as_dict(item) for item in items]}

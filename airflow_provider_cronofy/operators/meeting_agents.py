@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cronofy._compat import BaseOperator, TaskDeferred, conf
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyInputError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
-from airflow_provider_cronofy.operators.bulk import RunClock, normalise_items, run_bulk
+from airflow_provider_cronofy.operators.bulk import (
+    DRY_RUN_ITEMS_LOGGED,
+    RunClock,
+    log_dry_run,
+    normalise_items,
+    run_bulk,
+)
 from airflow_provider_cronofy.operators.deferral import (
     DEFAULT_DEFER_AFTER,
     carried_state,
@@ -86,22 +92,12 @@ def _failed_item(item: Any) -> dict[str, Any]:
     return dict(item) if isinstance(item, dict) else {"item": item}
 
 
-DRY_RUN_ITEMS_LOGGED = 100
-"""A dry run logs this many items one by one, then how many more there are."""
-
-
 def _dry_run(
     task_log: logging.Logger | Any, sends: str, field: str, items: list[str], notes: Sequence[str]
 ) -> dict[str, list[str]]:
-    """Log what a run would send (``sends``: the requests; no credential: those never reach a log
-    line), each item, then ``notes``; return the items."""
-    task_log.info("Dry run: nothing is sent. A real run would send %s, one %s each:", sends, field)
-    for item in items[:DRY_RUN_ITEMS_LOGGED]:
-        task_log.info("Dry run: would cancel %s=%r", field, item)
-    if len(items) > DRY_RUN_ITEMS_LOGGED:
-        task_log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
-    for note in notes:
-        task_log.info("Dry run: %s", note)
+    """Log what a run would send (see :func:`~.bulk.log_dry_run`); return the items."""
+    shown = [f"{field}={item!r}" for item in items[:DRY_RUN_ITEMS_LOGGED]]
+    log_dry_run(task_log, sends, field, shown, len(items), notes)
     return {"would_cancel": items}
 
 
