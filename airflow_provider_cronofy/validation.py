@@ -28,14 +28,13 @@ def validate_item(name: str, value: object) -> None:
         raise CronofyInputError(f"{name} must be a string, got {type(value).__name__}: {value!r:.100}.")
     if not value.strip():
         raise CronofyInputError(f"{name} must be a non-blank string, got {value!r}.")
-    stripped = value.strip()
-    if stripped != value:
+    if value.strip() != value:
         raise CronofyInputError(
             f"{name} {value!r:.100} has leading or trailing white space (a CHAR(n) column pads its "
-            f"values): strip it before passing it ({stripped!r:.100}), e.g. TRIM() in the query that "
+            f"values): strip it before passing it ({value.strip()!r:.100}), e.g. TRIM() in the query that "
             "reads it. Nothing was sent."
         )
-    if (stripped.startswith("[") and stripped.endswith("]")) or _is_container_literal(stripped):
+    if (value.startswith("[") and value.endswith("]")) or _is_container_literal(value):
         raise CronofyInputError(
             f"{name} {value!r:.100} looks like a list rendered to a string. Pass the list itself "
             "(an XComArg, or a template with render_template_as_native_obj=True on the DAG)."

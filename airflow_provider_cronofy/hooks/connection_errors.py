@@ -2,7 +2,8 @@
 
 Read from the exception's chain of causes (requests wraps urllib3, which wraps the socket's
 error); only class names and our own words are shown, never an exception's text, which can carry
-a URL with credentials (a proxy's). :mod:`.transport` raises what this module builds.
+a URL with credentials (a proxy's). The one exception: a TLS failure shows the SSL library's own
+reason (``certificate verify failed: self-signed certificate``), which names no URL. :mod:`.transport` raises what this module builds.
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ def loopback_refused_error(
     settings: CronofySettings, error: BaseException, *, item: str | None
 ) -> CronofyFatalAPIError:
     """A loopback host refused the connection: nothing listens at that port (see
-    :func:`~airflow_provider_cronofy.hooks.transport.refused_on_loopback`).
+    :func:`refused_on_loopback`).
 
     Fatal, at once: no retry, and a bulk run stops with the items never sent in
     ``not_attempted``. The message names host:port and what to check, never the exception's text.

@@ -152,16 +152,23 @@ class RequestPacer:
         with self._lock:
             slot.acquired = slot.at = max(slot.at, now)
 
-    def release(self, slot: Slot) -> None:
+    def release(self, slot: Slot, *, replied: bool = True) -> None:
         """The request of ``slot`` was answered (or failed) now: from now on it counts from its
-        estimated arrival (later than it was sent if it was slow), and leaves each window then."""
+        estimated arrival (later than it was sent if it was slow), and leaves each window then.
+
+        ``replied``: Cronofy answered it. Only answers measure the fastest way there and back
+        (a request refused before it left, or a connection that failed at once, says nothing of
+        it); until one has, a request counts as arriving when it was answered.
+        """
         if slot is _UNPACED:
             return
         with self._lock:
             now = self._clock()
-            slot.at = _arrival(slot, now, self._fastest)
-            took = now - slot.acquired
-            self._fastest = took if self._fastest is None else min(self._fastest, took)
+            # With no answer measured yet, nothing bounds how long this one was on its way.
+            slot.at = now if self._fastest is None else _arrival(slot, now, self._fastest)
+            if replied:
+                took = now - slot.acquired
+                self._fastest = took if self._fastest is None else min(self._fastest, took)
             slot.answered = True
 
     # ------------------------------------------------------------------ deferrable runs
@@ -309,7 +316,9 @@ def _leaves(slot: Slot, now: float, seconds: float, fastest: float | None) -> fl
     """
     if slot.answered:
         return slot.at + seconds
-    return max(_arrival(slot, now, fastest) + seconds, now + PENDING_RECHECK_SECONDS)
+    # With no answer measured yet, an answer counts as arriving when it comes (see release).
+    arrival = now if fastest is None else _arrival(slot, now, fastest)
+    return max(arrival + seconds, now + PENDING_RECHECK_SECONDS)
 
 
 def _wait_for(

@@ -88,7 +88,7 @@ SETTING_NAMES = (
     "max_concurrency",
     "batch_rate_cost",
 )
-"""The extras a hook argument may override (an argument that is not ``None`` wins)."""
+"""The extras a hook argument may override (an argument that is not unset, see :func:`is_unset`, wins)."""
 
 
 def resolve_settings(conn: Any, overrides: dict[str, Any]) -> CronofySettings:
@@ -98,7 +98,8 @@ def resolve_settings(conn: Any, overrides: dict[str, Any]) -> CronofySettings:
     """
     extra = extra_of(conn)
     merged = {
-        name: overrides.get(name) if overrides.get(name) is not None else extra.get(name)
+        # A blank argument means "unset", as a blank extra does: the extra then applies.
+        name: extra.get(name) if is_unset(overrides.get(name)) else overrides.get(name)
         for name in SETTING_NAMES
     }
     data_center = parse_data_center(merged["data_center"])

@@ -231,10 +231,16 @@ class Transport:
             assert gate is not None
             gate.enter()
             raise AssertionError("a stopped gate admitted a request")  # pragma: no cover
+        replied = False
         try:
-            return self._send(request, headers, data, gate, slot)
+            reply = self._send(request, headers, data, gate, slot)
+            replied = True
+            return reply
+        except RetryLater as retry:
+            replied = retry.reply is not None
+            raise
         finally:
-            self.pacer.release(slot)
+            self.pacer.release(slot, replied=replied)
 
     def _send(
         self,

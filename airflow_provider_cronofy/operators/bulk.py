@@ -165,7 +165,6 @@ class BulkTally:
         noun: str,
         noun_plural: str | None = None,
         redact: Callable[[str], str] = str,
-        clock: Callable[[], float] = time.monotonic,
         run_clock: RunClock | None = None,
     ) -> None:
         self.items = items
@@ -173,7 +172,7 @@ class BulkTally:
         self._outcome_of = outcome_of
         self._noun = (noun, noun_plural)
         self._redact = redact
-        self.run_clock = run_clock if run_clock is not None else RunClock(clock)
+        self.run_clock = run_clock if run_clock is not None else RunClock()
         # One byte per item (0: no outcome yet, else 1 + the outcome's position): a dict of
         # outcomes cost 60-80 bytes per item, which a 100,000-key run felt.
         self._names = list(results)

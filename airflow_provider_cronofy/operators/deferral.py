@@ -124,7 +124,8 @@ class Progress:
     deferred_at: float | None = None
 
     def encode(self, list_fingerprint: str) -> dict[str, Any]:
-        """The JSON-native form carried in ``next_kwargs`` (ints, strings, lists, dicts only)."""
+        """The JSON-native form carried in ``next_kwargs`` (ints, floats, strings, ``None``, lists and
+        dicts only)."""
         by_outcome: dict[str, list[int]] = {}
         for index in sorted(self.outcomes):
             by_outcome.setdefault(self.outcomes[index], []).append(index)
@@ -137,9 +138,9 @@ class Progress:
             "failed": [[index, status, reason] for index, (status, reason) in sorted(self.failures.items())],
             "pacer": self.pacer,
             "sent_at": _deltas_ms(self.sent_at),
-            "started_at": _ms(self.started_at),
+            "started_at": _rounded(self.started_at),
             "deferred": round(self.deferred, 3),
-            "deferred_at": _ms(self.deferred_at),
+            "deferred_at": _rounded(self.deferred_at),
         }
 
     @classmethod
@@ -212,7 +213,8 @@ class SegmentedRun:
     :param log: the task's logger (a line per deferral and per resume).
     :param resume: the carried state of a resumed run (``None`` on the first segment).
     :param run_clock: times the whole run; on a resume it is given the carried start and deferred
-        seconds (pass the one :func:`~airflow_provider_cronofy.operators.bulk.run_bulk` reports).
+        seconds (the same :class:`~airflow_provider_cronofy.operators.bulk.RunClock` given to
+        :func:`~airflow_provider_cronofy.operators.bulk.run_bulk`).
     """
 
     def __init__(
@@ -375,7 +377,7 @@ def carried_state(event: Any, resume: Mapping[str, Any] | None) -> Mapping[str, 
     )
 
 
-def _ms(epoch: float | None) -> float | None:
+def _rounded(epoch: float | None) -> float | None:
     return None if epoch is None else round(epoch, 3)
 
 

@@ -4,8 +4,9 @@ Why not the standard trigger as it is: ``dag.test()`` / ``airflow dags test`` on
 line (2.11, 3.0-3.3) resumes a deferred task with ``next_kwargs = {"event": payload}``, dropping
 the ``kwargs`` given to ``defer()``, where the triggerer in production keeps them and adds
 ``event``. The standard trigger's payload is its moment, so a run resumed under ``dag.test()``
-would not know where it stopped. This subclass keeps the parent's arguments and serialization
-(``moment``, ``end_from_trigger``) and puts the carried state in the event too. It never calls
+would not know where it stopped. This subclass keeps the parent's serialization (``moment``) and
+puts the carried state in the event too; it always fires an event for the task to resume on
+(``end_from_trigger=True``, which would end the task in the triggerer, is refused). It never calls
 Cronofy: a trigger may run twice after a triggerer restart (apache/airflow #67945), and waiting
 twice is harmless.
 
@@ -52,6 +53,9 @@ class ResumeAtTrigger(DateTimeTrigger):  # type: ignore[misc, valid-type]
     """
 
     def __init__(self, moment: datetime, carry: dict[str, Any], **kwargs: Any) -> None:
+        if kwargs.get("end_from_trigger"):
+            # The run goes on in the worker with the carried state: ending there would lose it.
+            raise ValueError("ResumeAtTrigger always resumes the task: end_from_trigger must be False.")
         super().__init__(moment, **kwargs)
         self.carry = carry
 

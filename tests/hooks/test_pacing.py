@@ -372,14 +372,33 @@ def test_a_waiter_goes_on_soon_after_the_answer_not_a_window_later():
 
 
 def test_answers_slower_than_the_window_are_rechecked_at_a_short_interval():
+    # A window shorter than the fastest answer: an unanswered request's slot may free any moment
+    # once it is answered, so a waiter looks again every PENDING_RECHECK_SECONDS meanwhile.
+    clock = FakeClock()
+    pacer, answers = paced([(1, 0.1)], clock)
+    answered_at_once(pacer, clock, took=0.3)  # the fastest answer: 0.3 s, longer than the window
+    clock.now = 1002.0
+    held = pacer.acquire()
+    answers.answer(held, at=1004.3)  # 2.3 s on its way: it counts as arriving at 1004.01
+    assert pacer.acquire() is not None
+    # The first sleep runs to the earliest it could leave (answered at once: 1002 + 0.1); then
+    # short steps until the answer.
+    assert clock.sleeps[0] == pytest.approx(0.1)
+    assert len(clock.sleeps) > 10 and all(s <= PENDING_RECHECK_SECONDS + 1e-9 for s in clock.sleeps[1:])
+    assert 1004.3 <= clock.now <= 1004.3 + PENDING_RECHECK_SECONDS + 1e-9
+
+
+def test_before_any_answer_a_waiter_sleeps_a_whole_window_not_in_short_steps():
+    # No answer measured yet: an answer counts as arriving when it came (see release), so a waiter
+    # cannot go before a window after now; it need not look again every 50 ms meanwhile.
     clock = FakeClock()
     pacer, answers = paced([(1, 1.0)], clock)
-    held = pacer.acquire()  # no answer yet at all: the fastest is unknown
+    held = pacer.acquire()
     clock.now = 1002.0
-    answers.answer(held, at=1002.3)  # a first answer 2.3 s later counts as arriving at once
+    answers.answer(held, at=1002.3)
     assert pacer.acquire() is not None
-    assert all(s <= PENDING_RECHECK_SECONDS + 1e-9 for s in clock.sleeps)
-    assert 1002.3 <= clock.now <= 1002.3 + PENDING_RECHECK_SECONDS + 1e-9
+    assert abs(clock.now - 1003.3) < 1e-9  # a window after the answer, not at it
+    assert len(clock.sleeps) <= 3
 
 
 def test_an_unanswered_request_is_carried_and_planned_as_sent_now(monkeypatch):
@@ -540,3 +559,30 @@ def test_estimate_matches_the_pacer_and_a_deferrable_runs_segments(
         send_times(pacer, clock, fits)
         left -= fits
     assert (estimate.deferrals, estimate.deferred_seconds) == (deferrals, pytest.approx(deferred))
+
+
+def test_the_first_answer_counts_from_when_it_came_not_from_when_it_was_sent():
+    # No answer measured yet: nothing bounds how long the first request was on its way, so a
+    # first request held 1.35 s must not free its slot as if it had arrived at once.
+    clock = FakeClock()
+    pacer = RequestPacer([(1, 1.0)], clock=clock, sleep=clock.sleep)
+    held = pacer.acquire()
+    clock.now += 1.35
+    pacer.release(held)
+    assert pacer.next_slot_in() == pytest.approx(1.0)
+
+
+def test_a_failure_without_an_answer_measures_nothing():
+    # A request refused before it left (or a connection failing at once) says nothing of the way
+    # there and back: later answers are not counted from their answer time because of it.
+    clock = FakeClock()
+    pacer = RequestPacer([(100, 1.0)], clock=clock, sleep=clock.sleep)
+    pacer.release(pacer.acquire(), replied=False)  # took 0 s, no reply
+    first = pacer.acquire()
+    clock.now += 0.15
+    pacer.release(first)  # the fastest answer: 150 ms
+    second = pacer.acquire()
+    clock.now += 0.15
+    pacer.release(second)
+    # Answered as fast as the fastest: counts from its send, plus the guard (not from its answer).
+    assert second.at == pytest.approx(second.acquired + SEND_GUARD_SECONDS)

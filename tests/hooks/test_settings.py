@@ -13,7 +13,12 @@ import pytest
 
 from airflow_provider_cronofy.exceptions import CronofyConfigError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.hooks.settings import DEFAULT_TIMEOUT, CronofySettings, resolve_settings
+from airflow_provider_cronofy.hooks.settings import (
+    DEFAULT_TIMEOUT,
+    SETTING_NAMES,
+    CronofySettings,
+    resolve_settings,
+)
 
 
 def settings(overrides: dict | None = None, **extra) -> CronofySettings:
@@ -39,16 +44,8 @@ def test_counts_are_whole_numbers_as_numbers_or_numeric_strings(name, value, num
 
 @pytest.mark.parametrize("unset", [None, "", "   ", "\t"])
 def test_an_empty_field_means_the_default(unset):
-    names = (
-        "data_center",
-        "timeout",
-        "max_retries",
-        "rate_limit_per_second",
-        "rate_limit_per_minute",
-        "max_concurrency",
-        "batch_rate_cost",
-    )
-    assert settings(**dict.fromkeys(names, unset)) == settings()
+    assert len(SETTING_NAMES) == 7
+    assert settings(**dict.fromkeys(SETTING_NAMES, unset)) == settings()
     resolved = settings()
     assert (resolved.data_center, resolved.timeout, resolved.max_retries) == ("us", DEFAULT_TIMEOUT, 5)
     assert (resolved.rate_limit_per_second, resolved.rate_limit_per_minute) == (50, 500)
@@ -150,3 +147,12 @@ def test_a_connection_whose_extras_are_all_strings_works_end_to_end(set_connecti
         max_concurrency=4,
         batch_rate_cost="entries",
     )
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_hook_argument_leaves_the_connections_extra_in_force(blank):
+    # Blank means "unset" for an argument as for an extra: the extra applies, not the default.
+    resolved = settings({"timeout": blank, "max_retries": blank}, timeout="5", max_retries="2")
+    assert resolved.timeout == (5.0, 5.0)
+    assert resolved.max_retries == 2
+    assert settings({"timeout": 7}, timeout="5").timeout == (7.0, 7.0)  # a real argument still wins

@@ -159,3 +159,9 @@ def test_survives_the_serializers_airflow_stores_trigger_kwargs_with(fake_time):
         trigger = ResumeAtTrigger(**again)
         assert trigger.moment == T0 + timedelta(seconds=5)
         assert first_event(trigger).payload == {"resume": CARRY}
+
+
+def test_ending_the_task_in_the_triggerer_is_refused():
+    # The carried state is for the task to go on with; ending it in the triggerer would lose it.
+    with pytest.raises(ValueError, match="end_from_trigger must be False"):
+        ResumeAtTrigger(datetime(2030, 1, 1, tzinfo=timezone.utc), {"position": 3}, end_from_trigger=True)
