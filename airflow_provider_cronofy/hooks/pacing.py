@@ -101,6 +101,11 @@ class RequestPacer:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._fastest: float | None = None
+        # The fastest answer bounds another's way out only once a second answer is measured (one
+        # answer is its own fastest): until then, answers count from when they came, and are
+        # estimated again then (see release).
+        self._replies = 0
+        self._provisional: list[tuple[Slot, float]] = []
         self.waited = 0.0
         """Total seconds spent waiting, for the benchmarks and the progress log."""
         self.identity = uuid.uuid4().hex
@@ -127,7 +132,7 @@ class RequestPacer:
                 if stop is not None and stop.is_set():
                     return None
                 now = self._clock()
-                delay = _wait_for(self._windows, now, cost, self._fastest)
+                delay = _wait_for(self._windows, now, cost, self._measured())
                 if delay <= 0:
                     slot = Slot(now)
                     for _, _, sent in self._windows:
@@ -158,18 +163,32 @@ class RequestPacer:
 
         ``replied``: Cronofy answered it. Only answers measure the fastest way there and back
         (a request refused before it left, or a connection that failed at once, says nothing of
-        it); until one has, a request counts as arriving when it was answered.
+        it). Until two answers are measured nothing bounds how long a request was on its way, so
+        it counts as arriving when it was answered; once they are, the earlier ones are estimated
+        again like every later one.
         """
         if slot is _UNPACED:
             return
         with self._lock:
             now = self._clock()
-            # With no answer measured yet, nothing bounds how long this one was on its way.
-            slot.at = now if self._fastest is None else _arrival(slot, now, self._fastest)
             if replied:
                 took = now - slot.acquired
                 self._fastest = took if self._fastest is None else min(self._fastest, took)
+                self._replies += 1
             slot.answered = True
+            if self._replies < 2 or self._fastest is None:
+                slot.at = now
+                if replied:  # at most one: the second answer ends the wait for a measure
+                    self._provisional.append((slot, now))
+                return
+            slot.at = _arrival(slot, now, self._fastest)
+            for early, answered_at in self._provisional:
+                early.at = _arrival(early, answered_at, self._fastest)
+            self._provisional.clear()
+
+    def _measured(self) -> float | None:
+        """The fastest answer, once it bounds anything (two answers measured); else ``None``."""
+        return self._fastest if self._replies >= 2 else None
 
     # ------------------------------------------------------------------ deferrable runs
 
@@ -180,7 +199,7 @@ class RequestPacer:
         later, it may be further): a run defers only with every request answered.
         """
         with self._lock:
-            return _wait_for(self._windows, self._clock(), cost, self._fastest)
+            return _wait_for(self._windows, self._clock(), cost, self._measured())
 
     def sends_before_wait(self, max_wait: float, at_most: int) -> int:
         """How many requests could go now, one after another, before one would wait over ``max_wait`` s.

@@ -15,6 +15,7 @@ from airflow_provider_cronofy.hooks.pacing import (
     SEND_GUARD_SECONDS,
     PacingEstimate,
     RequestPacer,
+    Slot,
     estimate_pacing,
     shared_pacer,
 )
@@ -313,7 +314,9 @@ def paced(windows, clock: FakeClock) -> tuple[RequestPacer, Answers]:
 
 
 def answered_at_once(pacer: RequestPacer, clock: FakeClock, took: float) -> None:
-    """One request answered ``took`` seconds after it was let through: the fastest answer so far."""
+    """One request answered ``took`` seconds after it was let through: the fastest answer so far,
+    measured (after an earlier answer as fast, long out of every window: two answers bound it)."""
+    pacer.release(Slot(clock.now - took))
     slot = pacer.acquire()
     assert slot is not None
     clock.now += took
@@ -586,3 +589,18 @@ def test_a_failure_without_an_answer_measures_nothing():
     pacer.release(second)
     # Answered as fast as the fastest: counts from its send, plus the guard (not from its answer).
     assert second.at == pytest.approx(second.acquired + SEND_GUARD_SECONDS)
+
+
+def test_once_a_second_answer_is_measured_the_first_is_estimated_like_the_rest():
+    # Two answers bound the way out; the first, counted from its answer until then, is estimated
+    # again: a pacer loses no throughput to its first answer.
+    clock = FakeClock()
+    pacer = RequestPacer([(2, 1.0)], clock=clock, sleep=clock.sleep)
+    first, second = pacer.acquire(), pacer.acquire()
+    clock.now += 0.3
+    pacer.release(first)
+    assert first.at == pytest.approx(1000.3)  # one answer: counted from when it came
+    pacer.release(second)
+    assert first.at == pytest.approx(1000.0 + SEND_GUARD_SECONDS)
+    assert second.at == pytest.approx(1000.0 + SEND_GUARD_SECONDS)
+    assert pacer.next_slot_in() == pytest.approx(0.71)
