@@ -335,9 +335,9 @@ def _leaves(slot: Slot, now: float, seconds: float, fastest: float | None) -> fl
     """
     if slot.answered:
         return slot.at + seconds
-    # With no answer measured yet, an answer counts as arriving when it comes (see release).
-    arrival = now if fastest is None else _arrival(slot, now, fastest)
-    return max(arrival + seconds, now + PENDING_RECHECK_SECONDS)
+    # A lower bound, also before any answer is measured: an answer counted from when it came is
+    # estimated again once a second answer is measured (see release), possibly this early.
+    return max(_arrival(slot, now, fastest) + seconds, now + PENDING_RECHECK_SECONDS)
 
 
 def _wait_for(
