@@ -13,7 +13,7 @@ twice is harmless.
 Why its own ``run``: the parent's logs about 24 lines per minute of waiting ("sleeping 1
 second..." for the last 20 seconds), which buried the operator's one line per deferral in the task
 log. This one waits without a word and speaks only when something is off (it fires more than
-:data:`LATE_AFTER_SECONDS` after its moment: the triggerer was busy, down or restarted).
+``LATE_AFTER_SECONDS`` after its moment: the triggerer was busy, down or restarted).
 """
 
 from __future__ import annotations
