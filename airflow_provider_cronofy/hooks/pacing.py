@@ -293,7 +293,7 @@ def estimate_pacing(
     previous send and, per window, the ``limit``-th send before it plus the window's length (the
     pacer's sliding-window log). Answers take no time here: a real run is slower by its latency.
     """
-    windows = [(int(limit), seconds) for limit, seconds in ((per_second, 1.0), (per_minute, 60.0)) if limit]
+    windows = [(int(limit), seconds) for limit, seconds in limit_windows(per_second, per_minute) if limit]
     recent: deque[float] = deque(maxlen=max((limit for limit, _ in windows), default=1))
     previous = 0.0
     deferrals = 0
@@ -370,6 +370,11 @@ def _wait_for(
     return delay
 
 
+def limit_windows(per_second: float | None, per_minute: float | None) -> list[tuple[float | None, float]]:
+    """Cronofy's two limits as ``(limit, seconds)`` windows, as :class:`RequestPacer` takes them."""
+    return [(per_second, 1.0), (per_minute, 60.0)]
+
+
 _shared: dict[tuple[str, float | None, float | None], RequestPacer] = {}
 _shared_lock = threading.Lock()
 
@@ -380,6 +385,5 @@ def shared_pacer(base_url: str, per_second: float | None, per_minute: float | No
     with _shared_lock:
         pacer = _shared.get(key)
         if pacer is None:
-            windows: list[tuple[float | None, float]] = [(per_second, 1.0), (per_minute, 60.0)]
-            pacer = _shared[key] = RequestPacer(windows)
+            pacer = _shared[key] = RequestPacer(limit_windows(per_second, per_minute))
         return pacer

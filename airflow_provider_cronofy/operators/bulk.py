@@ -41,8 +41,9 @@ def normalise_items(name: str, value: object) -> list[str]:
     """Return ``value`` (one string, or a list or tuple of strings) as a list without duplicates.
 
     Items are kept exactly as given (no stripping, commas and inner spaces included) and in input
-    order; the first of duplicates stays. An item with leading or trailing white space is refused. One string holding a comma is refused (it is almost always several ids
-    joined into one). Raises :class:`CronofyInputError` naming every bad item.
+    order; the first of duplicates stays. An item with leading or trailing white space is refused,
+    and so is one string holding a comma (it is almost always several ids joined into one).
+    Raises :class:`CronofyInputError` naming every bad item.
     """
     if isinstance(value, str):
         validate_item(name, value)

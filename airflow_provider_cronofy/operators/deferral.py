@@ -429,6 +429,11 @@ def items_per_slot(job: Any) -> int:
     costs one slot, unless the connection counts batches per entry (``cost_per_entry``)."""
     if getattr(job, "cost_per_entry", False):
         return 1
+    return unit_size(job)
+
+
+def unit_size(job: Any) -> int:
+    """Items the bulk ``job`` sends in one request (a batch of events: up to 50; else 1)."""
     return max(1, int(getattr(job, "unit_size", 1)))
 
 
@@ -443,7 +448,7 @@ def pacing_estimate_line(settings: Any, job: Any, count: int, *, deferrable: boo
     from airflow_provider_cronofy.hooks.pacing import estimate_pacing
 
     per_second, per_minute = settings.rate_limit_per_second, settings.rate_limit_per_minute
-    unit = max(1, int(getattr(job, "unit_size", 1)))
+    unit = unit_size(job)
     requests = -(-count // unit)
     sent = plural(requests, "batch", "batches") if unit > 1 else plural(requests, "request")
     if not per_second and not per_minute:
