@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_cronofy._compat import AirflowException, AirflowFailException
+from airflow_provider_cronofy.wording import plural
+
+ITEMS_SHOWN_PER_CAUSE = 10
+"""A bulk error's message names this many items of one cause, then says how many more there are."""
 
 
 class CronofyError(AirflowException):
@@ -98,12 +102,14 @@ class ItemFailure:
     """One item of a bulk run that failed: the item, the last HTTP status (or None) and why.
 
     The item is a scheduling key or an event id; for the integrated operator's ``events``, a
-    ``{"calendar_id", "event_id"}`` dict.
+    ``{"calendar_id", "event_id"}`` dict. ``sent`` is ``False`` for an item that failed without
+    being sent (an event of a calendar that answered 404 for another of its events).
     """
 
     item: Any
     status_code: int | None
     reason: str
+    sent: bool = True
 
 
 class CronofyBulkError(CronofyAPIError):
@@ -147,3 +153,62 @@ class CronofyFatalBulkError(CronofyBulkError, AirflowFailException):
 
     An :class:`AirflowFailException`: Airflow fails the task without spending its retries.
     """
+
+
+def cause_lines(failures: Sequence[ItemFailure]) -> list[str]:
+    """The lines of a bulk error's message listing ``failures``: one explanation per cause, the
+    items of each listed compactly, causes in the order of their first item.
+
+    A cause met by one item reads ``  - 'k1': 422: <reason>``; one met by several reads
+    ``  - 2 failed: 503: <reason>`` and a line of its items, the first
+    :data:`ITEMS_SHOWN_PER_CAUSE` by name.
+    """
+    lines = []
+    groups: dict[tuple[int | None, str], list[ItemFailure]] = {}
+    for failure in failures:
+        groups.setdefault((failure.status_code, _cause(failure)), []).append(failure)
+    for (status, cause), members in groups.items():
+        prefix = f"{status}: " if status else ""
+        if len(members) == 1:
+            lines.append(f"  - {format_item(members[0].item)}: {prefix}{members[0].reason}")
+            continue
+        shown = ", ".join(format_item(member.item) for member in members[:ITEMS_SHOWN_PER_CAUSE])
+        more = len(members) - ITEMS_SHOWN_PER_CAUSE
+        lines.append(f"  - {len(members)} failed: {prefix}{cause}")
+        lines.append(
+            f"    {shown}"
+            + (f" and {more} more (all in the error's failures and the failures XCom)" if more > 0 else "")
+        )
+    return lines
+
+
+def stopped_line(not_attempted: int, noun: str = "item") -> str:
+    """The last line of a run a fatal error stopped: how many ``noun`` s were never sent."""
+    verb = "was" if not_attempted == 1 else "were"
+    return f"The run stopped at an error every other {noun} would meet too: " + (
+        f"{plural(not_attempted, noun)} {verb} not attempted."
+        if not_attempted
+        else f"every {noun} had been sent."
+    )
+
+
+def format_item(item: Any) -> str:
+    """How one item reads in a message: ``'key-1'``; an event dict ``calendar 'c', event 'e'``."""
+    if isinstance(item, dict) and set(item) == {"calendar_id", "event_id"}:
+        return f"calendar {item['calendar_id']!r}, event {item['event_id']!r}"
+    return repr(item)
+
+
+def _cause(failure: ItemFailure) -> str:
+    # The transport's messages name the request ("DELETE /v1/meeting_agents for 'k1' failed
+    # after 5 attempt(s)"): without the item, the same cause reads the same for every item.
+    reason = failure.reason
+    item = failure.item
+    for shown in {
+        repr(item),
+        format_item(item),
+        repr(item.get("event_id")) if isinstance(item, dict) else "",
+    }:
+        if shown:
+            reason = reason.replace(f" for {shown}", "")
+    return reason

@@ -9,10 +9,12 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, unquote
 
 from airflow_provider_cronofy.exceptions import CronofyInputError
+from airflow_provider_cronofy.wording import plural
 
 
 def validate_item(name: str, value: object) -> None:
@@ -167,3 +169,114 @@ def _is_container_literal(text: str) -> bool:
         return isinstance(ast.literal_eval(text), (list, tuple, dict, set))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False
+
+
+def normalise_items(name: str, value: object) -> list[str]:
+    """Return ``value`` (one string, or a list or tuple of strings) as a list without duplicates.
+
+    Items are kept exactly as given (no stripping, commas and inner spaces included) and in input
+    order; the first of duplicates stays. An item with leading or trailing white space is refused,
+    and so is one string holding a comma (it is almost always several ids joined into one).
+    Raises :class:`CronofyInputError` naming every bad item.
+    """
+    if isinstance(value, str):
+        validate_item(name, value)
+        refuse_comma_joined(name, value)
+        return [value]
+    if isinstance(value, (bytes, bytearray, dict, set, frozenset)) or not isinstance(value, Sequence):
+        raise CronofyInputError(
+            f"{name} must be a string or a list of strings, got {type(value).__name__}: {value!r:.100}."
+        )
+    problems: list[str] = []
+    for index, item in enumerate(value):
+        try:
+            validate_item(f"{name}[{index}]", item)
+        except CronofyInputError as error:
+            problems.append(str(error))
+    if problems:
+        shown = problems[:10] + ([f"... and {len(problems) - 10} more."] if len(problems) > 10 else [])
+        raise CronofyInputError(
+            f"{len(problems)} of the {len(value)} items of {name} are invalid; nothing was sent:\n  "
+            + "\n  ".join(shown)
+        )
+    return list(dict.fromkeys(value))
+
+
+EventKey = tuple[str, str]
+"""One event: ``(calendar_id, event_id)``."""
+
+EVENT_FIELDS = ("calendar_id", "event_id")
+PROBLEMS_SHOWN = 10
+
+
+def normalise_events(value: object) -> list[EventKey]:
+    """Return ``value`` (a list of ``{"calendar_id", "event_id"}`` mappings) as event keys.
+
+    Duplicates (same calendar and event) once, input order kept; other keys of a mapping (a
+    warehouse row's ``account``, ``status``) are ignored. Every entry is checked: both ids
+    present, non-blank strings, no dot-segment or whitespace calendar id, no commas joining
+    several event ids into one. Raises :class:`CronofyInputError` naming each bad entry by its
+    position (nothing is sent).
+    """
+    if isinstance(value, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(value, Sequence):
+        # A template rendered to text (no render_template_as_native_obj) arrives as a string.
+        hint = (
+            " Pass the list itself (an XComArg, or a template with render_template_as_native_obj=True "
+            "on the DAG)."
+            if isinstance(value, str)
+            else ""
+        )
+        raise CronofyInputError(
+            'events must be a list of {"calendar_id": ..., "event_id": ...} dicts, got '
+            f"{type(value).__name__}: {value!r:.100}.{hint}"
+        )
+    problems: list[str] = []
+    keys: list[EventKey] = []
+    for index, entry in enumerate(value):
+        problem = _entry_problem(f"events[{index}]", entry)
+        if problem:
+            problems.append(problem)
+        else:
+            keys.append((entry["calendar_id"], entry["event_id"]))
+    if problems:
+        shown = problems[:PROBLEMS_SHOWN]
+        if len(problems) > PROBLEMS_SHOWN:
+            shown.append(f"... and {len(problems) - PROBLEMS_SHOWN} more.")
+        raise CronofyInputError(
+            f"{len(problems)} of the {plural(len(value), 'entry', 'entries')} of events are invalid; "
+            "nothing was sent:\n  " + "\n  ".join(shown)
+        )
+    return list(dict.fromkeys(keys))
+
+
+def _entry_problem(where: str, entry: object) -> str | None:
+    if not isinstance(entry, Mapping):
+        return (
+            f'{where} must be a dict {{"calendar_id": ..., "event_id": ...}}, got '
+            f"{type(entry).__name__}: {entry!r:.100}."
+        )
+    missing = [name for name in EVENT_FIELDS if name not in entry]
+    if missing:
+        return (
+            f"{where} has no {' and no '.join(missing)} (its keys: {', '.join(map(str, entry)) or 'none'})."
+        )
+    found = []
+    try:
+        calendar_path_segment(entry["calendar_id"])
+    except CronofyInputError as error:
+        found.append(str(error))
+    event_id = entry["event_id"]
+    try:
+        validate_item("event_id", event_id)
+    except CronofyInputError as error:
+        found.append(str(error))
+    else:
+        try:
+            refuse_comma_joined("event_id", event_id)
+        except CronofyInputError:
+            found.append(
+                f"event_id {event_id!r:.100} looks like several ids joined by commas: give each "
+                "event an entry of its own. (An event id that really holds a comma can be sent with "
+                "calendar_id + event_id=[...] instead.)"
+            )
+    return f"{where}: " + " ".join(found) if found else None

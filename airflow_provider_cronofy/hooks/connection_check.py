@@ -118,7 +118,7 @@ def _check_access_token(
 
 
 def _one_attempt(transport: Transport, request: Request) -> Reply:
-    return transport.with_retries(lambda: transport.exchange(request), request, retries=0)
+    return transport.with_retries(lambda: transport.exchange(request), retries=0)
 
 
 def show_on_airflow_cli(ok: bool, message: str) -> None:

@@ -1,11 +1,10 @@
 """CronofyHook: the Cronofy calls (Meeting Agents, tokens, any endpoint) on an Airflow connection.
 
-The connection's settings live in :mod:`.settings`, the HTTP machinery (session, pacing, retries)
-in :mod:`.transport`, the access token and its refresh in :mod:`.tokens`, the bulk engine in
-:mod:`.engine`, the event calls in :mod:`.events`, and the wording of errors in
-:mod:`.error_messages`; this module holds what is Cronofy-specific: which request each call sends,
-with which credential, and what each answer means. No API key or token is ever put into a log
-line or an exception message.
+One method per Cronofy action, for one item and for a whole list: the list methods hand the
+items to the bulk runner (:mod:`.runner`) with the action's job and return its
+:class:`~.runner.RunResult`. The connection's settings live in :mod:`.settings`, the HTTP
+machinery in :mod:`.transport`, the credentials in :mod:`.tokens`, the event calls in
+:mod:`.events`. No API key or token is ever put into a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -24,30 +23,31 @@ from airflow_provider_cronofy.exceptions import (
     CronofyAPIError,
     CronofyConfigError,
     CronofyError,
+    CronofyFatalAPIError,
 )
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
-from airflow_provider_cronofy.hooks import connection_check, error_messages, events
+from airflow_provider_cronofy.hooks import connection_check, error_messages
 from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
-from airflow_provider_cronofy.hooks.engine import BulkEngine, Job, ResultHandler, UnitGate
 from airflow_provider_cronofy.hooks.error_messages import Where, json_or_none
-from airflow_provider_cronofy.hooks.events import EventCancellationJob, event_scope
+from airflow_provider_cronofy.hooks.events import BATCH_MAX_ENTRIES, EventCancellation, EventKey, events_path
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
-from airflow_provider_cronofy.hooks.settings import (
-    CronofySettings,
-    read_credentials,
-    resolve_settings,
+from airflow_provider_cronofy.hooks.runner import (
+    BulkRun,
+    Job,
+    PerItem,
+    Report,
+    RunResult,
+    RunSettings,
 )
-from airflow_provider_cronofy.hooks.tokens import AccessTokens
+from airflow_provider_cronofy.hooks.settings import CronofySettings, read_credentials, resolve_settings
+from airflow_provider_cronofy.hooks.tokens import AccessTokens, Sender
 from airflow_provider_cronofy.hooks.transport import (
-    Call,
-    Gate,
     Reply,
     Request,
     RetryLater,
     RetryPolicy,
     Transport,
     open_session,
-    wait_out,
 )
 from airflow_provider_cronofy.validation import (
     check_choice,
@@ -122,7 +122,8 @@ class CronofyHook(BaseHook):
         self.sleep: Callable[[float], None] = time.sleep
         """How the hook waits between retries (and a bulk run for its earliest retry); tests replace it."""
         self.clock: Callable[[], float] = time.monotonic
-        """The bulk engine's clock (monotonic seconds); tests replace it together with :attr:`sleep`."""
+        """The bulk runner's clock (monotonic seconds); tests replace it together with :attr:`sleep`."""
+        self._runs: list[BulkRun] = []
 
     # ------------------------------------------------------------------ connection and settings
 
@@ -161,8 +162,14 @@ class CronofyHook(BaseHook):
             for secret in (creds.api_key, creds.access_token, creds.refresh_token):
                 if secret:
                     mask_secret(secret)
-            self._tokens = AccessTokens(creds, self.cronofy_conn_id, self.redact)
+            self._tokens = AccessTokens(creds, self.cronofy_conn_id)
         return self._tokens
+
+    def sender(self, auth: str) -> Sender:
+        """Sends this hook's requests with the credential ``auth`` names (``api_key``, ``access_token``)."""
+        settings = self.settings
+        where = Where(self.cronofy_conn_id, settings.base_url, settings.data_center)
+        return Sender(self.transport, self.tokens(), where, auth)
 
     @property
     def _where(self) -> Where:
@@ -199,16 +206,9 @@ class CronofyHook(BaseHook):
             backoff=self.retry_backoff,
             backoff_max=self.retry_backoff_max,
             max_retry_after=self.max_retry_after,
-            sleep=self._retry_sleep,
+            # A replaced sleep (tests) is called as is; the real one waits on a run's stop event.
+            sleep=None if self.sleep is time.sleep else self.sleep,
         )
-
-    def _retry_sleep(self, seconds: float, stop: threading.Event | None) -> None:
-        # Read when called: tests replace self.sleep, which is then called as is; the real one
-        # waits on the run's stop event, so that a stop ends the wait.
-        if self.sleep is time.sleep:
-            wait_out(seconds, stop)
-        else:
-            self.sleep(seconds)
 
     @cached_property
     def transport(self) -> Transport:
@@ -225,7 +225,8 @@ class CronofyHook(BaseHook):
     def retries_spent(self) -> int:
         """Attempts beyond the first, over all calls of this hook."""
         transport = self.__dict__.get("transport")
-        return self._counted[1] + (transport.retries_spent if transport is not None else 0)
+        runs = sum(run.retries for run in self._runs)
+        return self._counted[1] + runs + (transport.retries_spent if transport is not None else 0)
 
     def close(self) -> None:
         """Close the HTTP session (its keep-alive connections). The hook can be used again after."""
@@ -267,69 +268,60 @@ class CronofyHook(BaseHook):
         check_request_path(path)
         check_choice("auth", auth, AUTH_MODES)
         check_json_body(json)
-        self._require(auth)
-        credential = "API key" if auth == "api_key" else "access token"
+        sender = self.sender(auth)
+        sender.token()  # the credential, before anything is sent
 
-        def interpret(reply: Reply) -> Any:
-            if 200 <= reply.status < 300:
-                if not reply.body.strip():
-                    return None
-                payload = json_or_none(reply.body)
-                if payload is None:
-                    raise CronofyAPIError(
-                        f"Cronofy answered {reply.status} to {verb} {path} with a body that is not JSON.",
-                        status_code=reply.status,
-                    )
-                return payload
-            raise self._api_error(reply, None, credential=credential)
+        def read(reply: Reply, _: Any) -> Any:
+            if not 200 <= reply.status < 300:
+                return sender.error(reply, None)
+            if not reply.body.strip():
+                return None
+            payload = json_or_none(reply.body)
+            if payload is None:
+                return CronofyAPIError(
+                    f"Cronofy answered {reply.status} to {verb} {path} with a body that is not JSON.",
+                    status_code=reply.status,
+                )
+            return payload
 
-        return self.run(Call(Request(verb, path, json, None), auth, interpret))
+        return self.call(PerItem(sender, lambda _: Request(verb, path, json, None), read), None)
 
-    def run(self, call: Call) -> Any:
-        """Make ``call`` with retries (sleeping :attr:`sleep` between them); return its result."""
-        reply = self.transport.with_retries(lambda: self.attempt(call.request, call.auth), call.request)
-        return call.interpret(reply)
+    def call(self, job: Job, item: Any) -> Any:
+        """Run ``job`` for one ``item`` with the hook's retries (sleeping :attr:`sleep` between
+        them); return its outcome, or raise its error."""
+        policy = self.retry_policy()
+        never = threading.Event()
+        attempts = 1
+        while True:
+            (result,) = job([item], never)
+            if not isinstance(result, RetryLater):
+                break
+            if not policy.may_retry(attempts):
+                raise result.give_up(attempts)
+            delay = policy.delay(attempts, result)
+            attempts += 1
+            self.transport.note_retry(result.what, result, delay, attempts)
+            self.sleep(delay)
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
-    def attempt(self, request: Request, auth: str, cost: int = 1, gate: Gate | None = None) -> Reply:
-        """Send ``request`` once with the credential ``auth`` names, through ``gate``; return the reply.
-
-        With ``auth="access_token"`` a 401 refreshes the token (once per expiry however many
-        threads meet it) and sends once more. Retryable failures are raised as
-        :class:`~.transport.RetryLater` for the caller to wait on. ``cost`` is how many requests
-        the pacer counts it as; ``gate`` is a bulk run's (``None`` for a single call).
-        """
-        token = self._require(auth, gate)
-        reply = self.transport.exchange(request._replace(token=token), cost=cost, gate=gate)
-        if reply.status == 401 and auth == "access_token" and self.can_refresh:
-            self.tokens().after_401(token, self.transport, self._where, gate)
-            reply = self.transport.exchange(
-                request._replace(token=self._require(auth, gate)), cost=cost, gate=gate
-            )
-        return reply
-
-    def run_many(self, items: Sequence[Any], job: Job, on_result: ResultHandler) -> list[Any]:
-        """Run ``job`` over ``items`` with ``max_concurrency`` requests in flight (the bulk engine).
-
-        ``on_result(index, item, result)`` is called once per item that was sent, in the calling
-        thread: ``result`` is the call's value or its exception. Returns the items never sent
-        (a fatal error stopped the run), in input order. See :mod:`.engine`.
-        """
-        transport = self.transport
-        engine = BulkEngine(
-            job,
+    def run_settings(self, unit_size: int = 1) -> RunSettings:
+        """How this hook's bulk runs send: its ``max_concurrency``, retry policy, clock and sleep."""
+        return RunSettings(
             max_concurrency=self.settings.max_concurrency,
-            policy=transport.policy,
-            on_retry=transport.note_retry,
+            policy=self.retry_policy(),
+            unit_size=unit_size,
             clock=self.clock,
             # A replaced sleep (tests) waits for the earliest retry; the real one waits on the
-            # run's gate, so that a stop ends the wait.
-            wait=None if self.sleep is time.sleep else self.sleep,
+            # run's stop event, so that a stop ends the wait.
+            sleep=None if self.sleep is time.sleep else self.sleep,
         )
-        return engine.run(items, on_result)
 
-    def per_item_job(self, make_call: Callable[[Any], Call]) -> Job:
-        """A bulk job sending one request per item: ``make_call(item)``'s."""
-        return _PerItemJob(self, make_call)
+    def _bulk_run(self, items: Sequence[Any], job: Job, unit_size: int, report: Report) -> BulkRun:
+        run = BulkRun(items, job, self.run_settings(unit_size), report)
+        self._runs.append(run)
+        return run
 
     # ------------------------------------------------------------------ the Meeting Agent calls
 
@@ -346,21 +338,32 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: any other answer, after retries where they apply.
         """
         validate_item("scheduling_key", scheduling_key)
-        self.require_api_key()
-        return bool(self.run(self.scheduled_cancellation_call(scheduling_key)))
+        return self.call(self._scheduled_cancellation_job(), scheduling_key) == "cancelled"
 
-    def scheduled_cancellation_call(self, scheduling_key: str) -> Call:
-        """The call that cancels one scheduled agent; its result is ``True`` (202) or ``False`` (404)."""
+    def scheduled_cancellation(self, keys: Sequence[str], report: Report | None = None) -> BulkRun:
+        """The bulk run cancelling the agents of ``keys`` (checked by the caller); :meth:`~.runner.BulkRun.run`
+        sends it. Each outcome is ``"cancelled"`` (202) or ``"not_found"`` (404).
 
-        def interpret(reply: Reply) -> bool:
+        :raises CronofyConfigError: the connection has no API key (nothing is sent).
+        """
+        job = self._scheduled_cancellation_job()
+        return self._bulk_run(keys, job, 1, report or Report(log, "scheduling key"))
+
+    def cancel_scheduled(self, keys: Sequence[str]) -> RunResult:
+        """Cancel the agents of every key of ``keys``; return the run's result (see :meth:`scheduled_cancellation`)."""
+        return self.scheduled_cancellation(keys).run()
+
+    def _scheduled_cancellation_job(self) -> PerItem:
+        sender = self.sender("api_key")
+        sender.token()  # the API key, before anything is sent
+
+        def read(reply: Reply, key: str) -> Any:
             if reply.status == 404:
-                return False
-            if 200 <= reply.status < 300:
-                return True
-            raise self._api_error(reply, scheduling_key, credential="API key")
+                return "not_found"
+            return "cancelled" if 200 <= reply.status < 300 else sender.error(reply, key)
 
-        body = {"scheduling_key": scheduling_key}
-        return Call(Request("DELETE", "/v1/meeting_agents", body, None, scheduling_key), "api_key", interpret)
+        request = lambda key: Request("DELETE", "/v1/meeting_agents", {"scheduling_key": key}, None, key)  # noqa: E731
+        return PerItem(sender, request, read)
 
     def remove_meeting_agent_from_event(self, calendar_id: str, event_id: str) -> None:
         """Remove the Meeting Agent from an event, keeping the event.
@@ -374,11 +377,7 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: Cronofy refused (404: the calendar is unknown or not accessible
             to the token; 403: the token lacks the ``create_event`` scope), after retries.
         """
-        call = events.event_cancellation_call(
-            calendar_id, event_id, delete_event=False, api_error=self._event_error(False)
-        )
-        self.require_calendar_credentials()
-        self.run(call)
+        self._cancel_event(calendar_id, event_id, delete_event=False)
 
     def delete_event(self, calendar_id: str, event_id: str) -> None:
         """Delete an event, which also cancels its Meeting Agent.
@@ -391,43 +390,67 @@ class CronofyHook(BaseHook):
         :raises CronofyAPIError: Cronofy refused (404: the calendar is unknown or not accessible
             to the token; 403: the token lacks the ``delete_event`` scope), after retries.
         """
-        call = events.event_cancellation_call(
-            calendar_id, event_id, delete_event=True, api_error=self._event_error(True)
+        self._cancel_event(calendar_id, event_id, delete_event=True)
+
+    def _cancel_event(self, calendar_id: str, event_id: str, *, delete_event: bool) -> None:
+        events_path(calendar_id)  # the calendar is checked first
+        validate_item("event_id", event_id)
+        job = self.event_cancellation_job(delete_event=delete_event, use_batch=False)
+        try:
+            self.call(job, (calendar_id, event_id))
+        except CronofyAPIError as error:
+            if error.status_code == 404:  # the calendar is unknown: every call would meet it
+                raise CronofyFatalAPIError(
+                    str(error), status_code=404, errors=error.errors, item=error.item
+                ) from None
+            raise
+
+    def event_cancellation(
+        self,
+        events: Sequence[EventKey],
+        *,
+        delete_event: bool = False,
+        use_batch: bool = True,
+        unknown_calendars: Iterable[str] = (),
+        report: Report | None = None,
+    ) -> BulkRun:
+        """The bulk run cancelling the agents of ``events`` (``(calendar_id, event_id)``, checked by
+        the caller) of any calendars; :meth:`~.runner.BulkRun.run` sends it. See :mod:`.events`.
+
+        Each outcome is ``"cancelled"``; a 404 fails only its calendar's events, and
+        ``unknown_calendars`` (known to answer 404) fail without being sent.
+
+        :raises CronofyConfigError: the connection has no access token and cannot get one.
+        """
+        job = self.event_cancellation_job(
+            delete_event=delete_event, use_batch=use_batch, unknown_calendars=unknown_calendars
         )
-        self.require_calendar_credentials()
-        self.run(call)
+        return self._bulk_run(events, job, job.unit_size, report or Report(log, "event"))
+
+    def cancel_events(
+        self, events: Sequence[EventKey], *, delete_event: bool = False, use_batch: bool = True
+    ) -> RunResult:
+        """Cancel the agents of ``events`` (see :meth:`event_cancellation`); return the run's result."""
+        return self.event_cancellation(events, delete_event=delete_event, use_batch=use_batch).run()
 
     def event_cancellation_job(
-        self, calendar_id: str | None, *, delete_event: bool, use_batch: bool = True
-    ) -> EventCancellationJob:
-        """The bulk job cancelling the agents of events of ``calendar_id`` (see :meth:`run_many`).
-
-        Items are event ids of ``calendar_id``, or ``(calendar_id, event_id)`` of any calendars
-        when it is ``None`` (see :func:`~.events.event_cancellation_job`). Each result is ``None``
-        (cancelled) or the event's error.
-
-        :raises CronofyInputError: ``calendar_id`` is unusable.
-        """
-        return events.event_cancellation_job(
-            calendar_id,
-            settings=self.settings,
+        self, *, delete_event: bool, use_batch: bool, unknown_calendars: Iterable[str] = ()
+    ) -> EventCancellation:
+        self.require_calendar_credentials()
+        settings = self.settings
+        # A batch counts as one request against the pacer, or as one per entry when the
+        # connection's batch_rate_cost is "entries" (then it holds no more than the smallest limit).
+        per_entry = settings.batch_rate_cost == "entries"
+        limits = [
+            limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit
+        ]
+        return EventCancellation(
+            self.sender("access_token"),
             delete_event=delete_event,
             use_batch=use_batch,
-            send=lambda request, cost, gate: self.attempt(request, "access_token", cost, gate),
-            settle=self.transport.settle,
-            api_error=self._event_error(delete_event),
-        )
-
-    def cross_calendar_cancellation_job(
-        self, *, delete_event: bool, use_batch: bool = True
-    ) -> EventCancellationJob:
-        """The bulk job over ``(calendar_id, event_id)`` items of any calendars: a 404 fails only its calendar's."""
-        return self.event_cancellation_job(None, delete_event=delete_event, use_batch=use_batch)
-
-    def _event_error(self, delete_event: bool) -> Callable[[Reply, str], CronofyAPIError]:
-        scope = event_scope(delete_event)
-        return lambda reply, event_id: self._api_error(
-            reply, event_id, credential="access token", scope=scope
+            unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
+            cost_per_entry=per_entry,
+            unknown_calendars=unknown_calendars,
         )
 
     # ------------------------------------------------------------------ access tokens
@@ -445,12 +468,6 @@ class CronofyHook(BaseHook):
             revoked); later calls of this hook raise it again without asking Cronofy.
         """
         self.tokens().refresh(self.transport, self._where)
-
-    def _require(self, auth: str, gate: Gate | None = None) -> str:
-        if auth == "api_key":
-            return self.require_api_key()
-        self.require_calendar_credentials()
-        return self.tokens().current(self.transport, self._where, gate)
 
     # ------------------------------------------------------------------ connection test and form
 
@@ -502,47 +519,6 @@ class CronofyHook(BaseHook):
         if self.tokens().access_token is None and not self.can_refresh:
             raise error_messages.access_token_missing(self.cronofy_conn_id)
 
-    def _api_error(
-        self, reply: Reply, item: str | None, *, credential: str, scope: str | None = None
-    ) -> CronofyAPIError:
-        error = error_messages.api_error(
-            reply, self._where, item=item, credential=credential, can_refresh=self.can_refresh, scope=scope
-        )
-        error.args = (self.redact(str(error)),)
-        return error
-
     def redact(self, text: str) -> str:
         """Return ``text`` with every credential of the connection replaced by ``***``."""
-        # Messages are built from our own words and Cronofy's error keys; this is the last guard
-        # against a server that echoes a credential back.
-        tokens = self.tokens()
-        creds = tokens.credentials
-        for secret in {
-            creds.api_key,
-            tokens.access_token,
-            creds.access_token,
-            tokens.refresh_token,
-            creds.refresh_token,
-        }:
-            if secret and len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
-
-
-class _PerItemJob:
-    """A :class:`~.concurrency.Job` of one :class:`Call` per item."""
-
-    unit_size = 1
-
-    def __init__(self, hook: CronofyHook, make_call: Callable[[Any], Call]) -> None:
-        self._hook = hook
-        self._make_call = make_call
-
-    def attempt(self, items: list[Any], gate: UnitGate) -> list[Any]:
-        (item,) = items
-        call = self._make_call(item)
-        return [call.interpret(self._hook.attempt(call.request, call.auth, gate=gate))]
-
-    def settle(self, item: Any, retry: RetryLater, attempts: int) -> Any:
-        call = self._make_call(item)
-        return call.interpret(self._hook.transport.settle(call.request, retry, attempts))
+        return self.tokens().redact(text)

@@ -1,20 +1,11 @@
-"""How requests reach Cronofy: the HTTP session, pacing, one attempt, and retries with back-off.
+"""How requests reach Cronofy: the HTTP session, pacing, one attempt, and the retry rule.
 
-Layering: this module knows settings, the pacer and HTTP; it never imports the hook, and knows
-no Cronofy call. An attempt (:meth:`Transport.exchange`) is paced, checked against the run's
-:class:`Gate` (passed by the caller: a bulk run's), sent once and read; a retryable outcome (429, 5xx, a timeout, a dropped
-connection) is raised as :class:`RetryLater`, so that the caller decides how to wait; a refused
-connection to a loopback host is not (see :func:`refused_on_loopback`).
-
-One retry rule, two ways of waiting. Whether an item gets another attempt and after how long is
-:class:`RetryPolicy`'s (:meth:`~RetryPolicy.may_retry`, :meth:`~RetryPolicy.delay`), for single
-calls and bulk runs alike. How the wait is spent differs, so there are two loops: a single call
-(:meth:`Transport.with_retries`) has nothing else to do and sleeps ``policy.sleep``; a bulk run
-(``engine._RunState``) must not block a worker, so it re-queues the item with a not-before time
-on its clock and sends other items meanwhile. Single calls are not run through the engine: its
-wait for a not-before time is measured on the clock, so a test's replaced sleep that returns at
-once would spin until the real back-off has passed (and record many sleeps instead of the one
-chosen); the sleep alone is what tests replace for a single call.
+This module knows settings, the pacer and HTTP; it knows no Cronofy call and never imports the
+hook. :meth:`Transport.exchange` paces one request, checks the run's stop event, sends it once
+and reads the answer; a retryable outcome (429, 5xx, a timeout, a dropped connection) is raised
+as :class:`RetryLater` for the caller to wait on. A refused connection to a loopback host is not
+retryable (see :func:`~.connection_errors.refused_on_loopback`). :class:`RetryPolicy` says
+whether an item gets another attempt and after how long, for single calls and bulk runs alike.
 """
 
 from __future__ import annotations
@@ -29,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -79,49 +70,69 @@ class Request(NamedTuple):
         return f"{self.method} {self.path}" + (f" for {self.item!r}" if self.item is not None else "")
 
 
-class Call(NamedTuple):
-    """One Cronofy call: what to send, with which credential, and what its final answer means.
+class RetryLater(Exception):
+    """One attempt failed in a way worth another try: a retryable reply, or a transport error.
 
-    ``auth`` is ``"api_key"`` or ``"access_token"``. ``interpret`` turns a final (non-retryable,
-    or budget-spent) reply into the call's result, or raises the call's :class:`CronofyAPIError`.
+    :meth:`give_up` is the item's failure once its retries are spent: for a reply, worded by
+    ``word`` (the call's own wording, set by :meth:`worded_by`); for a transport error, what
+    happened and what to check.
     """
 
-    request: Request
-    auth: str
-    interpret: Callable[[Reply], Any]
-
-
-class RetryLater(Exception):
-    """One attempt failed in a way worth another try: a retryable reply, or a transport error."""
-
-    def __init__(self, reply: Reply | None, error: Exception | None = None) -> None:
+    def __init__(
+        self, reply: Reply | None, error: Exception | None = None, *, what: str = "", summary: str = ""
+    ) -> None:
         super().__init__()
         self.reply = reply
         self.error = error
+        self.what = what
+        self.summary = summary
+        """A transport error in a few words (``describe()``)."""
+        self.detail = summary
+        """A transport error in full: with the base URL, the timeouts and what to check."""
+        self.word: Callable[[Reply], BaseException] | None = None
+        self.item: str | None = None
+
+    def worded_by(self, word: Callable[[Reply], BaseException]) -> RetryLater:
+        """This retry, its final reply to be worded by ``word``; returns ``self``."""
+        self.word = word
+        return self
+
+    def for_item(self, item: str) -> RetryLater:
+        """A copy of this retry for one ``item`` of the request (an entry of a batch)."""
+        retry = RetryLater(self.reply, self.error, what=self.what, summary=self.summary)
+        retry.detail, retry.item = self.detail, item
+        return retry
 
     @property
     def retry_after(self) -> float | None:
         """Cronofy's ``Retry-After`` in seconds, when the reply carried a usable one."""
         return retry_after_seconds(self.reply.headers.get("Retry-After")) if self.reply is not None else None
 
-    def describe(self, settings: CronofySettings | None = None) -> str:
-        """What went wrong, in a few words, without the body (``settings`` name the host and timeouts)."""
+    def describe(self) -> str:
+        """What went wrong, in a few words, without the body."""
         if self.reply is not None:
             return f"Cronofy answered {self.reply.status} {status_text(self.reply.status)}"
-        return describe_transport_error(self.error, settings)
+        return self.summary
+
+    def give_up(self, attempts: int) -> BaseException:
+        """The item's failure after ``attempts`` attempts, the last of them this one."""
+        if self.reply is not None:
+            reply = self.reply._replace(attempts=attempts)
+            if self.word is not None:
+                return self.word(reply)
+            return CronofyAPIError(
+                f"{self.what}: Cronofy answered {reply.status} {status_text(reply.status)}; gave up "
+                f"after {attempts} attempt(s).",
+                status_code=reply.status,
+                item=self.item,
+            )
+        return CronofyAPIError(
+            f"{self.what} failed after {attempts} attempt(s): {self.detail}", item=self.item
+        )
 
 
-class Gate(Protocol):
-    """What a send checks before it leaves (a bulk run's gate, see :mod:`.engine`).
-
-    ``stopped`` is set once the run stops: a pacer wait on it wakes at once. :meth:`enter`
-    admits one request or raises (the run's "not sent" error), and is the last step before the
-    request goes on the wire.
-    """
-
-    stopped: threading.Event
-
-    def enter(self) -> None: ...
+class NotSent(Exception):
+    """The run was stopped before this request left: nothing was sent."""
 
 
 def wait_out(seconds: float, stop: threading.Event | None = None) -> None:
@@ -140,17 +151,16 @@ class RetryPolicy:
     :param backoff: first back-off in seconds when Cronofy gives no ``Retry-After``; doubles on
         each retry, up to ``backoff_max``, with full jitter.
     :param max_retry_after: a ``Retry-After`` longer than this fails the item instead.
-    :param sleep: how a single call waits between attempts (a bulk run re-queues instead):
-        ``sleep(seconds, stop)``, where ``stop`` is the run's stop event when the call serves a
-        bulk run (a token refresh), else ``None``; the default, :func:`wait_out`, ends the wait
-        when ``stop`` is set.
+    :param sleep: how a single call waits between attempts (a bulk run re-queues instead);
+        ``None`` (default): real time, ended at once by the run's stop event when the call
+        serves a bulk run (a token refresh).
     """
 
     max_retries: int
     backoff: float = 0.5
     backoff_max: float = 30.0
     max_retry_after: float = 300.0
-    sleep: Callable[[float, threading.Event | None], None] = wait_out
+    sleep: Callable[[float], None] | None = None
 
     def may_retry(self, attempts: int) -> bool:
         """Whether an item that has had ``attempts`` attempts gets another (``max_retries`` bounds it)."""
@@ -190,7 +200,7 @@ def open_session(base_url: str, pool_size: int) -> requests.Session:
 
 
 class Transport:
-    """Sends requests for one hook: paced, gated, counted, retried.
+    """Sends requests for one hook: paced, checked against the run's stop, counted.
 
     :param settings: the resolved connection settings (base URL, timeouts).
     :param pacer: the process-wide pacer every attempt goes through.
@@ -213,27 +223,27 @@ class Transport:
         self.requests_sent = 0
         self.retries_spent = 0
 
-    def exchange(self, request: Request, *, cost: int = 1, gate: Gate | None = None) -> Reply:
-        """Send ``request`` once, paced (``cost`` pacer slots), through ``gate``; return the reply.
+    def exchange(self, request: Request, *, cost: int = 1, stop: threading.Event | None = None) -> Reply:
+        """Send ``request`` once, paced (``cost`` pacer slots); return the reply.
 
+        :raises NotSent: ``stop`` was set before the request left (nothing was sent).
         :raises RetryLater: a 429/5xx reply, a timeout, a failed or reset connection.
-        :raises Exception: ``gate.enter()``'s error when the run is stopped; nothing was sent.
         :raises CronofyAPIError: a ``Retry-After`` is beyond ``max_retry_after``; TLS failed, a
-            loopback host refused the connection (:func:`refused_on_loopback`) or the request
-            itself is malformed (a :class:`CronofyFatalAPIError`: every call would be).
+            loopback host refused the connection or the request itself is malformed (a
+            :class:`CronofyFatalAPIError`: every call would be).
         """
         headers = {"Content-Type": JSON_CONTENT_TYPE} if request.body is not None else {}
         if request.token is not None:
             headers["Authorization"] = f"Bearer {request.token}"
         data = json.dumps(request.body).encode("utf-8") if request.body is not None else None
-        slot = self.pacer.acquire(cost, stop=gate.stopped if gate is not None else None)
-        if slot is None:  # the run stopped while this request waited: the gate refuses it
-            assert gate is not None
-            gate.enter()
-            raise AssertionError("a stopped gate admitted a request")  # pragma: no cover
+        slot = self.pacer.acquire(cost, stop=stop)
+        if slot is None:  # the run stopped while this request waited
+            raise NotSent
         replied = False
         try:
-            reply = self._send(request, headers, data, gate, slot)
+            if stop is not None and stop.is_set():
+                raise NotSent
+            reply = self._send(request, headers, data, slot)
             replied = True
             return reply
         except RetryLater as retry:
@@ -242,17 +252,8 @@ class Transport:
         finally:
             self.pacer.release(slot, replied=replied)
 
-    def _send(
-        self,
-        request: Request,
-        headers: dict[str, str],
-        data: bytes | None,
-        gate: Gate | None,
-        slot: Slot,
-    ) -> Reply:
+    def _send(self, request: Request, headers: dict[str, str], data: bytes | None, slot: Slot) -> Reply:
         settings = self.settings
-        if gate is not None:
-            gate.enter()
         self.pacer.mark_sent(slot)
         with self._counts:
             self.requests_sent += 1
@@ -269,13 +270,12 @@ class Transport:
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as error:
-            # Fatal: every request meets it.
-            raise tls_error(settings, error, item=request.item) from None
+            raise tls_error(settings, error, item=request.item) from None  # fatal: every request meets it
         except (requests.ConnectionError, requests.Timeout) as error:
             if refused_on_loopback(error, settings):
                 # Not retried: nothing listens there, and back-offs do not start it (docs/errors.md).
                 raise loopback_refused_error(settings, error, item=request.item) from None
-            raise RetryLater(None, error) from None
+            raise self._transport_retry(request, error) from None
         except requests.RequestException as error:
             # A malformed URL or request fails every item the same way: stop the run.
             raise CronofyFatalAPIError(
@@ -285,13 +285,26 @@ class Transport:
         try:
             reply = read_reply(response)
         except requests.RequestException as error:  # a truncated or reset body
-            raise RetryLater(None, error) from None
+            raise self._transport_retry(request, error) from None
         log.debug("%s -> %s", request.what, reply.status)
         if reply.status in RETRYABLE_STATUSES:
-            retry = RetryLater(reply)
+            retry = RetryLater(reply, what=request.what)
+            retry.item = request.item
             self.check_retry_after(retry, request)
             raise retry
         return reply
+
+    def _transport_retry(self, request: Request, error: Exception) -> RetryLater:
+        settings = self.settings
+        connect, read = settings.timeout
+        advice = transport_advice(error, settings)
+        retry = RetryLater(None, error, what=request.what, summary=describe_transport_error(error, settings))
+        retry.detail = (
+            f"{retry.summary} (base URL {settings.base_url}; timeouts {connect:g} s to connect, "
+            f"{read:g} s to read)." + (f" {advice}" if advice else "")
+        )
+        retry.item = request.item
+        return retry
 
     def check_retry_after(self, retry: RetryLater, request: Request) -> None:
         """Raise :class:`CronofyAPIError` if Cronofy asks to wait longer than we will."""
@@ -312,19 +325,11 @@ class Transport:
         """Count ``count`` retries (items retried together) and log them once (no body, no token)."""
         with self._counts:
             self.retries_spent += count
-        log.warning(
-            "%s: %s; retrying in %.1f s (attempt %d of %d).",
-            what,
-            retry.describe(self.settings),
-            delay,
-            next_attempt,
-            self.policy.max_retries + 1,
-        )
+        log_retry(what, retry, delay, next_attempt, self.policy)
 
     def with_retries(
         self,
         attempt: Callable[[], Reply],
-        request: Request,
         *,
         retries: int | None = None,
         stop: threading.Event | None = None,
@@ -332,9 +337,8 @@ class Transport:
         """Run ``attempt`` until it returns a reply, sleeping ``policy.sleep`` between retryable failures.
 
         After ``retries`` retries (the policy's ``max_retries`` by default) returns the last
-        retryable reply (its ``attempts`` set), or raises when the last failure had no reply.
-        ``stop`` (a bulk run's stop event) ends a back-off at once; the next attempt is then
-        refused at the run's gate, which ``attempt`` passes.
+        retryable reply (its ``attempts`` set), or raises the transport error's failure.
+        ``stop`` (a bulk run's stop event) ends a back-off at once.
         """
         policy = self.policy if retries is None else replace(self.policy, max_retries=retries)
         attempts = 1
@@ -343,29 +347,28 @@ class Transport:
                 return attempt()
             except RetryLater as retry:
                 if not policy.may_retry(attempts):
-                    return self.settle(request, retry, attempts)
+                    if retry.reply is not None:
+                        return retry.reply._replace(attempts=attempts)
+                    raise retry.give_up(attempts) from None
                 delay = policy.delay(attempts, retry)
                 attempts += 1
-                self.note_retry(request.what, retry, delay, attempts)
-                policy.sleep(delay, stop)
+                self.note_retry(retry.what, retry, delay, attempts)
+                if policy.sleep is None:
+                    wait_out(delay, stop)
+                else:
+                    policy.sleep(delay)
 
-    def settle(self, request: Request, retry: RetryLater, attempts: int) -> Reply:
-        """The outcome of a spent retry budget: the last reply (for the caller to word), or an error.
 
-        :raises CronofyAPIError: the last attempt met a transport error (no reply to word): what
-            happened (:func:`describe_transport_error`) and what to check (:func:`transport_advice`).
-        """
-        if retry.reply is not None:
-            return retry.reply._replace(attempts=attempts)
-        settings = self.settings
-        connect, read = settings.timeout
-        advice = transport_advice(retry.error, settings) if retry.error is not None else ""
-        raise CronofyAPIError(
-            f"{request.what} failed after {attempts} attempt(s): {retry.describe(settings)} (base URL "
-            f"{settings.base_url}; timeouts {connect:g} s to connect, {read:g} s to read)."
-            + (f" {advice}" if advice else ""),
-            item=request.item,
-        )
+def log_retry(what: str, retry: RetryLater, delay: float, next_attempt: int, policy: RetryPolicy) -> None:
+    """Log one retry of ``what`` (no body, no token)."""
+    log.warning(
+        "%s: %s; retrying in %.1f s (attempt %d of %d).",
+        what,
+        retry.describe(),
+        delay,
+        next_attempt,
+        policy.max_retries + 1,
+    )
 
 
 def read_reply(response: requests.Response) -> Reply:

@@ -1,106 +1,47 @@
-"""Working through a list of items on one hook: argument checks, progress, failure report.
+"""What the operators share: one bulk run, sent at once or in segments with deferrals between
+them, and its end: the done line, the XComs, the return value or the error.
 
-Shared by the Meeting Agent operators. Every item is validated before the first request; the
-hook's bulk engine (:mod:`airflow_provider_cronofy.hooks.engine`) sends them, several at a
-time; this module turns its per-item results into the operator's return value (in input order),
-progress lines, and one error listing every failed item. Nothing here imports ``requests``: DAG
-files import the operators.
+Nothing here imports ``requests``: DAG files import the operators.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from airflow_provider_cronofy._compat import BaseOperator, TaskDeferred, conf
 from airflow_provider_cronofy.exceptions import (
-    CronofyAPIError,
     CronofyBulkError,
-    CronofyError,
     CronofyInputError,
     ItemFailure,
-    stops_a_bulk_run,
+    cause_lines,
+    stopped_line,
 )
-from airflow_provider_cronofy.operators.failure_report import failure_message
-from airflow_provider_cronofy.validation import refuse_comma_joined, validate_item
+from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
+from airflow_provider_cronofy.operators.deferral import (
+    DEFAULT_DEFER_AFTER,
+    CarriedState,
+    carried_state,
+    check_deferral_args,
+    defer_for,
+    fingerprint,
+    items_per_slot,
+    pacing_estimate_line,
+)
+from airflow_provider_cronofy.validation import check_bool, check_max_concurrency
 from airflow_provider_cronofy.wording import plural
 
-PROGRESS_EVERY_SECONDS = 10.0
-"""A progress line at least this often while a run sends (and at most this often)."""
+if TYPE_CHECKING:
+    from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+    from airflow_provider_cronofy.hooks.runner import BulkRun, Report, RunResult
 
-Item = Hashable
-"""What the runner carries: a scheduling key, an event id, a ``(calendar_id, event_id)``: opaque."""
-
-Run = Callable[[Sequence[Any], Callable[[int, Any, Any], None]], list[Any]]
-"""Sends every item, calling back ``(index, item, result)`` per item; returns the items never sent."""
-
-
-def normalise_items(name: str, value: object) -> list[str]:
-    """Return ``value`` (one string, or a list or tuple of strings) as a list without duplicates.
-
-    Items are kept exactly as given (no stripping, commas and inner spaces included) and in input
-    order; the first of duplicates stays. An item with leading or trailing white space is refused,
-    and so is one string holding a comma (it is almost always several ids joined into one).
-    Raises :class:`CronofyInputError` naming every bad item.
-    """
-    if isinstance(value, str):
-        validate_item(name, value)
-        refuse_comma_joined(name, value)
-        return [value]
-    if isinstance(value, (bytes, bytearray, dict, set, frozenset)) or not isinstance(value, Sequence):
-        raise CronofyInputError(
-            f"{name} must be a string or a list of strings, got {type(value).__name__}: {value!r:.100}."
-        )
-    problems: list[str] = []
-    for index, item in enumerate(value):
-        try:
-            validate_item(f"{name}[{index}]", item)
-        except CronofyInputError as error:
-            problems.append(str(error))
-    if problems:
-        shown = problems[:10] + ([f"... and {len(problems) - 10} more."] if len(problems) > 10 else [])
-        raise CronofyInputError(
-            f"{len(problems)} of the {len(value)} items of {name} are invalid; nothing was sent:\n  "
-            + "\n  ".join(shown)
-        )
-    return list(dict.fromkeys(value))
-
+log = logging.getLogger(__name__)
 
 DRY_RUN_ITEMS_LOGGED = 100
 """A dry run logs this many items one by one, then how many more there are."""
-
-
-def log_dry_run(
-    task_log: logging.Logger | Any,
-    sends: str,
-    what: str,
-    shown: Sequence[str],
-    total: int,
-    notes: Sequence[str],
-) -> None:
-    """Log a dry run: the requests a real run would send (``sends``), ``what`` each carries, the
-    items as ``shown`` (at most :data:`DRY_RUN_ITEMS_LOGGED` of the ``total``), then ``notes``.
-
-    No credential is in any of these lines: callers pass ids and requests, never the connection.
-    """
-    task_log.info("Dry run: nothing is sent. A real run would send %s, one %s each:", sends, what)
-    for line in shown[:DRY_RUN_ITEMS_LOGGED]:
-        task_log.info("Dry run: would cancel %s", line)
-    if total > DRY_RUN_ITEMS_LOGGED:
-        task_log.info("Dry run: ... and %d more.", total - DRY_RUN_ITEMS_LOGGED)
-    for note in notes:
-        task_log.info("Dry run: %s", note)
-
-
-def describe_failure(error: BaseException) -> tuple[int | None, str]:
-    """The HTTP status (or ``None``) and the reason (not yet redacted) a failed item is reported with."""
-    status = error.status_code if isinstance(error, CronofyAPIError) else None
-    # The provider's own errors are worded for the user; anything else is a bug, which must not
-    # lose the report of the other items: it is named by its class.
-    reason = str(error) if isinstance(error, CronofyError) else f"{type(error).__name__}: {error}"
-    return status, reason
 
 
 class RunClock:
@@ -148,224 +89,338 @@ class RunClock:
         return text
 
 
-class BulkTally:
-    """The outcome of every item of one run, as the results come in; the run's lines and error.
+class Tally:
+    """The whole run's results by input position, across segments and deferrals.
 
-    :meth:`on_result` takes one result per item (from the engine, in the scheduler's thread);
-    :meth:`progress_line` is safe from any thread (the :class:`ProgressReporter`'s);
-    :meth:`fill` writes the outcomes into ``results`` in input order; :meth:`summary`,
-    :meth:`failure_message` and :meth:`raise_if_failed` word the end of the run.
+    :ivar position: every item before it was sent in a segment (or never will be: the run stopped).
     """
 
-    def __init__(
-        self,
-        items: Sequence[Item],
-        results: dict[str, list[Any]],
-        *,
-        outcome_of: Callable[[Any], str],
-        noun: str,
-        noun_plural: str | None = None,
-        redact: Callable[[str], str] = str,
-        run_clock: RunClock | None = None,
-    ) -> None:
-        self.items = items
-        self.results = results
-        self._outcome_of = outcome_of
-        self._noun = (noun, noun_plural)
-        self._redact = redact
-        self.run_clock = run_clock if run_clock is not None else RunClock()
-        # One byte per item (0: no outcome yet, else 1 + the outcome's position): a dict of
-        # outcomes cost 60-80 bytes per item, which a 100,000-key run felt.
-        self._names = list(results)
-        self._code_of = {name: code for code, name in enumerate(self._names, start=1)}
-        self._codes = bytearray(len(items))
-        self.succeeded = 0
+    def __init__(self, total: int) -> None:
+        self.outcomes: list[str | None] = [None] * total
         self.failures: dict[int, ItemFailure] = {}
-        self.fatal = False
-        self.not_attempted: list[Any] = []
-        self._lock = threading.Lock()  # the counters are read by the progress reporter's thread
+        self.not_attempted: list[int] = []
+        self.stopped = False
+        self.position = 0
 
-    def nouns(self, count: int) -> str:
-        """``count`` and the run's noun agreeing with it: ``"3 scheduling keys"``."""
-        return plural(count, *self._noun)
+    def add(self, result: RunResult, start: int) -> None:
+        """Take in a segment's ``result``; its first item is at ``start``."""
+        self.outcomes[start : start + len(result.outcomes)] = result.outcomes
+        for index, failure in result.failures.items():
+            self.failures[start + index] = failure
+        self.not_attempted.extend(start + index for index in result.not_attempted)
+        self.position = start + len(result.outcomes)
+        if result.stopped:
+            self.stopped = True
+            self.not_attempted.extend(range(self.position, len(self.outcomes)))
+            self.position = len(self.outcomes)
 
-    @property
-    def answered(self) -> int:
-        """Items with a result so far (succeeded or failed)."""
-        return self.succeeded + len(self.failures)
-
-    def on_result(self, index: int, item: Any, result: Any) -> None:
-        """Record the result of ``items[index]``: a value (its outcome) or its exception."""
-        if isinstance(result, BaseException):
-            status, reason = describe_failure(result)
-            failure = ItemFailure(item, status, self._redact(reason))
-            with self._lock:
-                self.failures[index] = failure
-                self.fatal = self.fatal or stops_a_bulk_run(result)
-        else:
-            code = self._code_of[self._outcome_of(result)]
-            with self._lock:
-                self._codes[index] = code
-                self.succeeded += 1
-
-    def progress_line(self) -> str:
-        """``Progress: 20/26 scheduling keys done, 0 failed, 1.9/s.``: what was answered by now."""
-        with self._lock:
-            done, failed = self.answered, len(self.failures)
-        elapsed = max(self.run_clock.elapsed(), 1e-9)
-        return (
-            f"Progress: {done}/{self.nouns(len(self.items))} done, {failed} failed, {done / elapsed:.1f}/s."
+    def carried(self, pacer_times: list[float], pacer: str, clock: RunClock) -> CarriedState:
+        """The state a deferral carries (outcomes other than ``default`` are named by position)."""
+        return CarriedState(
+            position=self.position,
+            outcomes={i: o for i, o in enumerate(self.outcomes[: self.position]) if o is not None},
+            failures={i: (f.status_code, f.reason, f.sent) for i, f in self.failures.items()},
+            sent_at=pacer_times,
+            pacer=pacer,
+            deferrals=clock.deferrals,
+            started_at=clock.started_at,
+            deferred=clock.deferred,
         )
 
-    def fill(self) -> None:
-        """Append every item with an outcome to ``results[outcome]``, in input order."""
-        for index, code in enumerate(self._codes):  # input order, whatever order the answers came in
-            if code:
-                self.results[self._names[code - 1]].append(self.items[index])
-
-    def summary(self) -> str:
-        """``2 cancelled, 1 not found``: the count of each outcome (after :meth:`fill`)."""
-        return ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in self.results.items())
-
-    def done_line(self) -> str:
-        """The run's last line: how many, how long (deferrals included, see :class:`RunClock`), each
-        outcome, failures, items never sent."""
-        unsent = f", {len(self.not_attempted)} not attempted" if self.not_attempted else ""
-        return (
-            f"Done: {self.nouns(len(self.items))} in {self.run_clock.took()}: {self.summary()}, "
-            f"{len(self.failures)} failed{unsent}."
-        )
-
-    def ordered_failures(self) -> list[ItemFailure]:
-        """The failures in input order."""
-        return [self.failures[index] for index in sorted(self.failures)]
-
-    def failure_message(self) -> str:
-        """The message of the run's :class:`CronofyBulkError`: every failed item, one line per cause
-        (see :func:`~airflow_provider_cronofy.operators.failure_report.failure_message`)."""
-        return failure_message(
-            self.ordered_failures(),
-            total=len(self.items),
-            noun=self._noun[0],
-            nouns=self._noun[1],
-            summary=self.summary(),
-            not_attempted=len(self.not_attempted),
-            fatal=self.fatal,
-        )
-
-    def raise_if_failed(self) -> None:
-        """Raise :class:`CronofyBulkError` (fatal when a stopping error ended the run) if any item failed."""
-        if self.failures:
-            raise CronofyBulkError.of(
-                self.failure_message(),
-                failures=self.ordered_failures(),
-                results=self.results,
-                not_attempted=self.not_attempted,
-                fatal=self.fatal,
-            )
+    @classmethod
+    def resumed(cls, state: CarriedState, items: Sequence[Any], default: str) -> Tally:
+        """The tally a carried ``state`` describes, for the list ``items``."""
+        tally = cls(len(items))
+        tally.position = state.position
+        for index in range(state.position):
+            if index not in state.failures:
+                tally.outcomes[index] = state.outcomes.get(index, default)
+        for index, (status, reason, sent) in state.failures.items():
+            tally.failures[index] = ItemFailure(items[index], status, reason, sent)
+        return tally
 
 
-class ProgressReporter:
-    """Logs the tally's progress line every ``every`` seconds while a run sends.
+class BulkOperator(BaseOperator):
+    """What the operators share: the connection, concurrency, dry run and deferral arguments
+    (documented on each operator), their checks, the run in segments, and its end.
 
-    A line is due ``every`` seconds after the last one; :meth:`maybe_report` (after each result)
-    logs it when due, and a thread of its own logs it when no result comes in: a run paced to a
-    long wait still says what was answered. Use as a context manager around the run.
+    A subclass names its outcomes (:attr:`outcome_names`, the first the common one), its items
+    (:meth:`noun`) and sends a segment (:meth:`start`).
     """
+
+    ui_color = "#d6f0ff"
+    outcome_names: tuple[str, ...] = ("cancelled",)
 
     def __init__(
         self,
-        tally: BulkTally,
-        log: logging.Logger | Any,
-        every: float,
-        clock: Callable[[], float] = time.monotonic,
+        *,
+        cronofy_conn_id: str = DEFAULT_CONN_ID,
+        max_concurrency: int | None = None,
+        dry_run: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        defer_after: float = DEFAULT_DEFER_AFTER,
+        **kwargs: Any,
     ) -> None:
-        self._tally = tally
-        self._log = log
-        self._every = every
-        self._clock = clock
-        self._last = clock()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="cronofy-bulk-progress", daemon=True)
+        super().__init__(**kwargs)
+        self.cronofy_conn_id = cronofy_conn_id
+        self.max_concurrency = max_concurrency
+        self.deferrable = deferrable
+        self.defer_after = defer_after
+        # Not self.dry_run: that is BaseOperator.dry_run(), Airflow's own `tasks test --dry-run`.
+        self.is_dry_run = dry_run
 
-    def maybe_report(self) -> None:
-        """Log the progress line if one is due."""
-        with self._lock:
-            now = self._clock()
-            if now - self._last < self._every:
-                return
-            self._last = now
-        self._log.info(self._tally.progress_line())
+    # ------------------------------------------------------------------ what a subclass says
 
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                due_in = self._last + self._every - self._clock()
-            # A zero interval (tests) still lets the thread breathe between lines.
-            if self._stop.wait(max(due_in, 0.05)):
-                return
-            self.maybe_report()
+    def noun(self) -> tuple[str, str | None]:
+        """The singular of what the items are, and its plural when not ``singular + "s"``."""
+        raise NotImplementedError
 
-    def __enter__(self) -> ProgressReporter:
-        self._thread.start()
-        return self
+    def subject(self) -> str:
+        """Names the list and the action, for the fingerprint carried across a deferral."""
+        raise NotImplementedError
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def start(self, hook: CronofyHook, items: Sequence[Any], tally: Tally, report: Report) -> BulkRun:
+        """The bulk run of one segment ``items`` (``tally``: what the run did before it)."""
+        raise NotImplementedError
+
+    def present(self, item: Any) -> Any:
+        """An item as the return value, the XComs and the error show it."""
+        return item
+
+    stopped_noun = "item"
+    """What the items are called in the line of a run a fatal error stopped."""
+
+    def cause_lines(self, failures: list[ItemFailure]) -> list[str]:
+        """The error's lines on ``failures`` (presented), one per cause (see :func:`~airflow_provider_cronofy.exceptions.cause_lines`)."""
+        return cause_lines(failures)
+
+    def after_segment(self, tally: Tally) -> None:
+        """Called after each segment: a subclass may end the run (set ``tally.stopped``)."""
+
+    # ------------------------------------------------------------------ the run
+
+    def check_shared_arguments(self) -> bool:
+        """Check the shared arguments (before any request); return whether this is a dry run."""
+        dry_run = check_bool("dry_run", self.is_dry_run)
+        check_max_concurrency(self.max_concurrency)
+        check_deferral_args(self.deferrable, self.defer_after)
+        return dry_run
+
+    def hook(self) -> CronofyHook:
+        """The connection's hook (imported when a task runs, not when a DAG file is parsed)."""
+        from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+
+        return CronofyHook(self.cronofy_conn_id, max_concurrency=self.max_concurrency)
+
+    def execute_complete(
+        self, context: Any, event: Any = None, resume: Mapping[str, Any] | None = None
+    ) -> dict[str, list[Any]]:
+        """Resume a deferred run where it stopped (Airflow calls this; the trigger only waited)."""
+        return self.execute(context, resume=carried_state(event, resume))
+
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+        raise NotImplementedError
+
+    def send_all(
+        self, context: Any, hook: CronofyHook, items: Sequence[Any], resume: Mapping[str, Any] | None
+    ) -> dict[str, list[Any]]:
+        """Send ``items``: at once, or in segments when deferrable (deferring between them); log
+        the done line; return the outcomes, or push the XComs and raise the run's error."""
+        noun, nouns = self.noun()
+        name = nouns or f"{noun}s"
+        clock = RunClock()
+        list_fingerprint = fingerprint(self.subject(), items)
+        tally = Tally(len(items))
+        if resume is not None:
+            tally = self._resume(hook, items, resume, list_fingerprint, clock)
+        from airflow_provider_cronofy.hooks.runner import Report
+
+        try:
+            while tally.position < len(items) and not tally.stopped:
+                start = tally.position
+                left = len(items) - start
+                budget = left
+                if self.deferrable or resume is not None:
+                    per_slot = items_per_slot(self.unit(hook))
+                    budget = min(
+                        left, hook.pacer.sends_before_wait(self.defer_after, -(-left // per_slot)) * per_slot
+                    )
+                    if budget == 0:
+                        self._defer(hook, tally, clock, list_fingerprint, name)
+                report = Report(self.log, noun, nouns, len(items), start, len(tally.failures))
+                run = self.start(hook, items[start : start + budget], tally, report)
+                try:
+                    run.run()
+                finally:  # an interruption keeps what was answered
+                    tally.add(run.result, start)
+                self.after_segment(tally)
+        except TaskDeferred:
+            raise
+        except BaseException as error:  # an execution_timeout mid-run
+            self._push(context, self.results(items, tally), error)
+            raise
+        self.log.info(self.done_line(items, tally, clock))
+        return self.end(context, items, tally)
+
+    def unit(self, hook: CronofyHook) -> Any:
+        """The job of a segment, for its unit size and pacer cost (per-request jobs by default)."""
+        return None
+
+    def _resume(
+        self,
+        hook: CronofyHook,
+        items: Sequence[Any],
+        resume: Mapping[str, Any],
+        list_fingerprint: str,
+        clock: RunClock,
+    ) -> Tally:
+        noun, nouns = self.noun()
+        name = nouns or f"{noun}s"
+        state = CarriedState.decode(resume, list_fingerprint, name=name)
+        if not 0 <= state.position <= len(items):
+            raise CronofyInputError(
+                f"Cannot resume: the carried position {state.position} is outside the list of "
+                f"{len(items)} {name}. Clear the task to start the run again."
+            )
+        tally = Tally.resumed(state, items, self.outcome_names[0])
+        hook.pacer.count_sends_from(state.sent_at, state.pacer)
+        waited = None
+        if state.started_at is not None:  # a state of 0.2.0 has none: the time counts from here
+            waited = max(0.0, clock.wall() - state.deferred_at) if state.deferred_at is not None else 0.0
+            clock.resumed(state.started_at, state.deferred + waited, state.deferrals)
+        self.log.info(
+            "Resumed after deferral %d%s: %d of %d %s already done (%d failed), %d to go.",
+            state.deferrals,
+            "" if waited is None else f" ({waited:.1f} s deferred)",
+            state.position,
+            len(items),
+            name,
+            len(state.failures),
+            len(items) - state.position,
+        )
+        return tally
+
+    def _defer(
+        self, hook: CronofyHook, tally: Tally, clock: RunClock, list_fingerprint: str, name: str
+    ) -> NoReturn:
+        wait = hook.pacer.next_slot_in()
+        now = clock.wall()
+        clock.deferrals += 1
+        state = tally.carried(hook.pacer.recent_send_times(), hook.pacer.identity, clock)
+        state.failures = {i: (s, hook.redact(r), sent) for i, (s, r, sent) in state.failures.items()}
+        state.deferred_at = now
+        total = len(tally.outcomes)
+        self.log.info(
+            "Deferring until %s UTC, %.1f s from now (deferral %d): the rate limit's next slot is "
+            "more than %g s away; %d of %d %s done, %d left. The worker slot is free until then.",
+            datetime.fromtimestamp(now + wait, timezone.utc).strftime("%H:%M:%S"),
+            wait,
+            clock.deferrals,
+            self.defer_after,
+            tally.position,
+            total,
+            name,
+            total - tally.position,
+        )
+        defer_for(self, wait, state.encode(list_fingerprint))
+
+    # ------------------------------------------------------------------ the end of a run
+
+    def results(self, items: Sequence[Any], tally: Tally) -> dict[str, list[Any]]:
+        """``{outcome: [items]}`` in input order, every outcome named (the return value)."""
+        results: dict[str, list[Any]] = {name: [] for name in self.outcome_names}
+        for item, outcome in zip(items, tally.outcomes, strict=True):
+            if outcome is not None:
+                results[outcome].append(self.present(item))
+        return results
+
+    def done_line(self, items: Sequence[Any], tally: Tally, clock: RunClock) -> str:
+        """``Done: 4 scheduling keys in 0.4 s: 3 cancelled, 1 not found, 0 failed.``"""
+        unsent = f", {len(tally.not_attempted)} not attempted" if tally.not_attempted else ""
+        return (
+            f"Done: {plural(len(items), *self.noun())} in {clock.took()}: "
+            f"{_summary(self.results(items, tally))}, {len(tally.failures)} failed{unsent}."
+        )
+
+    def end(self, context: Any, items: Sequence[Any], tally: Tally) -> dict[str, list[Any]]:
+        """The return value; or, when an item failed, the XComs pushed and the run's error raised."""
+        results = self.results(items, tally)
+        if not tally.failures:
+            return results
+        failures = [
+            ItemFailure(self.present(f.item), f.status_code, f.reason, f.sent)
+            for _, f in sorted(tally.failures.items())
+        ]
+        lines = [f"{len(failures)} of {plural(len(items), *self.noun())} failed ({_summary(results)}):"]
+        lines += self.cause_lines(failures)
+        if tally.stopped and len(items) > 1:  # a run of one item has no other item to stop for
+            lines.append(stopped_line(len(tally.not_attempted), self.stopped_noun))
+        message = "\n".join(lines)
+        error = CronofyBulkError.of(
+            message,
+            failures=failures,
+            results=results,
+            not_attempted=[self.present(items[i]) for i in tally.not_attempted],
+            fatal=tally.stopped,
+        )
+        self._push(context, results, error)
+        raise error
+
+    def _push(self, context: Any, results: Mapping[str, list[Any]], error: BaseException) -> None:
+        """Push ``partial_result`` and, for a :class:`CronofyBulkError`, ``failures`` and
+        ``not_attempted``: every item is in one of the three."""
+        # A failed task pushes no return value; keep what succeeded where a retry or a person sees it,
+        # and why the rest failed, where a downstream task (an audit, an alert) can read it.
+        ti = context.get("ti") if context else None
+        if ti is None:
+            return
+        try:
+            ti.xcom_push(key="partial_result", value=results)
+            if isinstance(error, CronofyBulkError):
+                failures = [
+                    {**_failed_item(f.item), "status_code": f.status_code, "reason": f.reason}
+                    for f in error.failures
+                ]
+                ti.xcom_push(key="failures", value=failures)
+                ti.xcom_push(key="not_attempted", value=list(error.not_attempted))
+        except Exception:  # the original error matters more than a lost XCom
+            self.log.warning("Could not push the partial_result XCom.", exc_info=True)
+
+    def log_dry_run(
+        self, hook: CronofyHook, items: Sequence[Any], sends: str, notes: Sequence[str]
+    ) -> dict[str, list[Any]]:
+        """Log what a real run would send (``sends``), each item, the pacing estimate and ``notes``;
+        return ``{"would_cancel": [items]}``. No credential is in any line."""
+        shown = [self.show(item) for item in items[:DRY_RUN_ITEMS_LOGGED]]
+        self.log.info(
+            "Dry run: nothing is sent. A real run would send %s, one %s each:", sends, self.dry_run_field
+        )
+        for line in shown:
+            self.log.info("Dry run: would cancel %s", line)
+        if len(items) > DRY_RUN_ITEMS_LOGGED:
+            self.log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
+        estimate = pacing_estimate_line(
+            hook.settings,
+            self.unit(hook),
+            len(items),
+            deferrable=self.deferrable,
+            defer_after=self.defer_after,
+        )
+        for note in [estimate, *notes]:
+            self.log.info("Dry run: %s", note)
+        return {"would_cancel": [self.present(item) for item in items]}
+
+    dry_run_field = "item"
+
+    def show(self, item: Any) -> str:
+        """An item in a dry run's line."""
+        return f"{self.dry_run_field}={self.present(item)!r}"
 
 
-def run_bulk(
-    items: Sequence[Any],
-    run: Run,
-    *,
-    outcome_of: Callable[[Any], str],
-    noun: str,
-    outcomes: Sequence[str],
-    log: logging.Logger | Any,
-    noun_plural: str | None = None,
-    redact: Callable[[str], str] = str,
-    results: dict[str, list[Any]] | None = None,
-    run_clock: RunClock | None = None,
-) -> dict[str, list[Any]]:
-    """Send every item with ``run``; return ``{outcome: [items]}`` in input order.
+def _summary(results: Mapping[str, list[Any]]) -> str:
+    return ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in results.items())
 
-    ``outcome_of`` names the outcome (one of ``outcomes``) of an item's successful result. An
-    item's exception fails the item and the run goes on, unless every other item would meet it
-    too (:func:`~airflow_provider_cronofy.exceptions.stops_a_bulk_run`): then ``run`` stops
-    sending. A progress line (``noun`` is the singular of what the items are, ``noun_plural``
-    its plural when not ``noun + "s"``) is logged every :data:`PROGRESS_EVERY_SECONDS` while the
-    run sends. Afterwards any failure raises :class:`CronofyBulkError` (a
-    :class:`~airflow_provider_cronofy.exceptions.CronofyFatalBulkError` when such an error
-    stopped the run) listing each failed item and carrying the results.
 
-    ``results`` (a new dict unless one is passed) is filled in input order even when ``run`` is
-    interrupted (an ``execution_timeout``), with every outcome known by then. ``run_clock`` times
-    the run (a new one unless passed: a deferrable run's ``run`` sets the carried start on it).
-    """
-    results = results if results is not None else {}
-    for outcome in outcomes:
-        results.setdefault(outcome, [])
-    tally = BulkTally(
-        items,
-        results,
-        outcome_of=outcome_of,
-        noun=noun,
-        noun_plural=noun_plural,
-        redact=redact,
-        run_clock=run_clock,
-    )
-    try:
-        with ProgressReporter(tally, log, PROGRESS_EVERY_SECONDS) as reporter:
-
-            def on_result(index: int, item: Any, result: Any) -> None:
-                tally.on_result(index, item, result)
-                reporter.maybe_report()
-
-            tally.not_attempted = run(items, on_result)
-    finally:
-        tally.fill()
-    log.info(tally.done_line())
-    tally.raise_if_failed()
-    return results
+def _failed_item(item: Any) -> dict[str, Any]:
+    # An event of ``events`` is already a {"calendar_id", "event_id"} dict: its keys lead.
+    return dict(item) if isinstance(item, dict) else {"item": item}

@@ -1,38 +1,13 @@
-"""Deferrable bulk runs: send while the rate limit allows, wait for the next window in the triggerer.
+"""Deferrable bulk runs: the state a run carries across a deferral, and the pacing estimate.
 
-A bulk run longer than one minute's allowance spends most of its wall time waiting for Cronofy's
-per-minute window. With ``deferrable=True`` the operator sends in **segments** instead: it asks
-the pacer how many requests can go before one would wait more than ``defer_after`` seconds
-(:meth:`~airflow_provider_cronofy.hooks.pacing.RequestPacer.sends_before_wait`), sends that many
-through the bulk engine (concurrency, retries and all), and when the next slot is further away it
-defers to Airflow's ``DateTimeTrigger`` for that moment. The worker slot is free meanwhile; the
-triggerer only waits (no Cronofy request ever runs there: a trigger can run twice after a
-triggerer restart). A fresh task process then calls ``execute_complete`` and the run goes on
-exactly where it stopped.
-
-What is carried across a deferral (``next_kwargs["resume"]``, JSON-native, see :class:`Progress`):
-
-- the position reached in the input list: every item before it has an outcome;
-- the positions of the items whose outcome is not the first one (``not_found``), as runs
-  ``[start, count, ...]``, and of failed items with their status and (redacted) reason; every
-  other item before the position was cancelled. Never the items themselves: the list is re-read
-  from the rendered template field, and a fingerprint (its length and a SHA-256) proves it is the
-  same list, or the run stops with :class:`~airflow_provider_cronofy.exceptions.CronofyInputError`;
-- the send times still inside a rate-limit window (epoch milliseconds, as deltas), so the
-  resumed process's pacer starts where the last one stopped and the minute window is never
-  overshot;
-- when the run started, when it deferred (both epoch seconds: the wall clock, which another
-  process shares) and the seconds it spent deferred before, so the done line gives the whole
-  run's time and how much of it was deferred (:class:`~airflow_provider_cronofy.operators.bulk.RunClock`).
-  A state without them (written by 0.2.0) resumes too; its time then counts from the resume.
-
-Decisions: a segment is a whole bulk-engine run, so retries of a segment's items are finished
-before the run defers (nothing half-done is carried; a retry that finds the window full waits for
-a slot in the worker, like any paced request). The first outcome named (``cancelled``) is the one
-not stored: it is the common case. The final result, the error that lists every failure and the
-``partial_result`` XCom are built by :func:`~airflow_provider_cronofy.operators.bulk.run_bulk` from
-every segment's outcomes (replayed from the carried state), so they are the same as a run that
-never deferred.
+With ``deferrable=True`` an operator sends its list in segments: as many items as the pacer lets
+go before a wait longer than ``defer_after``, then it defers to :class:`~airflow_provider_cronofy.triggers.resume_at.ResumeAtTrigger`
+until the next slot, carrying :class:`CarriedState` in ``next_kwargs["resume"]``, and
+``execute_complete`` goes on where it stopped (see :mod:`.bulk`). The state is JSON-native: the
+position reached, the outcomes and failures so far by position (never the items: the list is
+re-read from the rendered template field and a fingerprint proves it is the same list), the
+pacer's recent send times, and the run's start and deferred seconds. docs/howto/deferral.md
+has the rationale.
 """
 
 from __future__ import annotations
@@ -42,16 +17,14 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import partial
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyError, CronofyInputError
-from airflow_provider_cronofy.operators.bulk import Run, RunClock, describe_failure
+from airflow_provider_cronofy.exceptions import CronofyError, CronofyInputError
 from airflow_provider_cronofy.validation import check_bool
 from airflow_provider_cronofy.wording import plural
 
 if TYPE_CHECKING:
-    from airflow_provider_cronofy.hooks.pacing import RequestPacer
+    pass
 
 FORMAT = 1
 """Version of the carried state's layout; a state of another version is refused with a message."""
@@ -99,12 +72,12 @@ def _parts(item: Any) -> tuple[str, ...]:
 
 
 @dataclass
-class Progress:
+class CarriedState:
     """Where a segmented run stands: everything a resumed run needs, and nothing it can re-read.
 
     :ivar position: items before this index have an outcome; from it on nothing was sent.
     :ivar outcomes: index -> outcome, for the items whose outcome is not the default one.
-    :ivar failures: index -> (HTTP status or ``None``, redacted reason).
+    :ivar failures: index -> (HTTP status or ``None``, redacted reason, whether it was sent).
     :ivar sent_at: the recent send times (epoch seconds) of the pacer, at the deferral.
     :ivar pacer: the identity of the pacer that made them.
     :ivar deferrals: how many times the run deferred so far.
@@ -115,7 +88,7 @@ class Progress:
 
     position: int = 0
     outcomes: dict[int, str] = field(default_factory=dict)
-    failures: dict[int, tuple[int | None, str]] = field(default_factory=dict)
+    failures: dict[int, tuple[int | None, str, bool]] = field(default_factory=dict)
     sent_at: list[float] = field(default_factory=list)
     pacer: str = ""
     deferrals: int = 0
@@ -135,7 +108,7 @@ class Progress:
             "position": self.position,
             "deferrals": self.deferrals,
             "outcomes": {name: _runs(indexes) for name, indexes in by_outcome.items()},
-            "failed": [[index, status, reason] for index, (status, reason) in sorted(self.failures.items())],
+            "failed": [[index, *failure] for index, failure in sorted(self.failures.items())],
             "pacer": self.pacer,
             "sent_at": _deltas_ms(self.sent_at),
             "started_at": _rounded(self.started_at),
@@ -144,7 +117,7 @@ class Progress:
         }
 
     @classmethod
-    def decode(cls, data: Mapping[str, Any], list_fingerprint: str, *, name: str) -> Progress:
+    def decode(cls, data: Mapping[str, Any], list_fingerprint: str, *, name: str) -> CarriedState:
         """Read an :meth:`encode`-d state back, checking it belongs to the list ``list_fingerprint``.
 
         :raises CronofyInputError: the state is not one this version wrote, or the list changed
@@ -170,7 +143,10 @@ class Progress:
             outcomes = {
                 index: str(outcome) for outcome, runs in data["outcomes"].items() for index in _unruns(runs)
             }
-            failures = {int(index): (status, str(reason)) for index, status, reason in data["failed"]}
+            # A failure carried by 0.3.0 has no "sent" (True then: it was sent).
+            failures = {
+                int(f[0]): (f[1], str(f[2]), bool(f[3]) if len(f) > 3 else True) for f in data["failed"]
+            }
             return cls(
                 position=int(position),  # type: ignore[arg-type]  # None: TypeError below
                 outcomes=outcomes,
@@ -188,161 +164,6 @@ class Progress:
                 f"Cannot resume: the carried state is malformed ({type(error).__name__}: {error}). "
                 "Clear the task to start the run again."
             ) from None
-
-
-class SegmentedRun:
-    """A bulk ``Run`` that sends in segments under the rate limit and defers between them.
-
-    Called like the engine's run (``(items, on_result) -> items never sent``), so
-    :func:`~airflow_provider_cronofy.operators.bulk.run_bulk` drives it unchanged: it first hands
-    over the carried outcomes of earlier segments (``on_result`` for each item before the
-    position), then sends the rest segment by segment with ``send``, and calls ``defer`` (which
-    raises Airflow's ``TaskDeferred``) when the next slot is more than ``defer_after`` s away.
-
-    :param send: the engine's run for one segment.
-    :param pacer: the hook's pacer: asked how far the next slot is, carries its send times.
-    :param items_per_slot: items one pacer slot sends (a batch sends many): a segment of ``n``
-        free slots holds ``n * items_per_slot`` items.
-    :param result_values: outcome name -> the result value the hook's call returns for it; the
-        first is the default outcome, not stored in the carried state.
-    :param subject: names the list, for the fingerprint and messages (``"scheduling_key"``); put
-        anything else the outcomes depend on in it too (the calendar id).
-    :param name: the items in messages (``"scheduling keys"``).
-    :param redact: applied to failure reasons before they are carried.
-    :param defer: ``defer(seconds, state)`` defers the task for ``seconds`` carrying ``state``.
-    :param log: the task's logger (a line per deferral and per resume).
-    :param resume: the carried state of a resumed run (``None`` on the first segment).
-    :param run_clock: times the whole run; on a resume it is given the carried start and deferred
-        seconds (the same :class:`~airflow_provider_cronofy.operators.bulk.RunClock` given to
-        :func:`~airflow_provider_cronofy.operators.bulk.run_bulk`).
-    """
-
-    def __init__(
-        self,
-        send: Run,
-        *,
-        pacer: RequestPacer,
-        items_per_slot: int,
-        defer_after: float,
-        result_values: Mapping[str, Any],
-        subject: str,
-        name: str,
-        redact: Callable[[str], str],
-        defer: Callable[[float, dict[str, Any]], NoReturn],
-        log: Any,
-        resume: Mapping[str, Any] | None = None,
-        run_clock: RunClock | None = None,
-    ) -> None:
-        self.send = send
-        self.pacer = pacer
-        self.items_per_slot = items_per_slot
-        self.defer_after = defer_after
-        self.result_values = dict(result_values)
-        self.default_outcome = next(iter(self.result_values))
-        self.subject = subject
-        self.name = name
-        self.redact = redact
-        self.defer = defer
-        self.log = log
-        self.resume = resume
-        self.run_clock = run_clock if run_clock is not None else RunClock()
-
-    def __call__(self, items: Sequence[str], on_result: ResultHandler) -> list[str]:
-        total = len(items)
-        list_fingerprint = fingerprint(self.subject, items)
-        progress = Progress()
-        if self.resume is not None:
-            progress = Progress.decode(self.resume, list_fingerprint, name=self.name)
-            if not 0 <= progress.position <= total:
-                raise CronofyInputError(
-                    f"Cannot resume: the carried position {progress.position} is outside the list of "
-                    f"{total} {self.name}. Clear the task to start the run again."
-                )
-            for index in range(progress.position):
-                on_result(index, items[index], self._result_of(progress, index, items[index]))
-            self.pacer.count_sends_from(progress.sent_at, progress.pacer)
-            waited = self._resume_clock(progress)
-            self.log.info(
-                "Resumed after deferral %d%s: %d of %d %s already done (%d failed), %d to go.",
-                progress.deferrals,
-                "" if waited is None else f" ({waited:.1f} s deferred)",
-                progress.position,
-                total,
-                self.name,
-                len(progress.failures),
-                total - progress.position,
-            )
-        while progress.position < total:
-            left = total - progress.position
-            slots = self.pacer.sends_before_wait(self.defer_after, -(-left // self.items_per_slot))
-            budget = min(left, slots * self.items_per_slot)
-            if budget == 0:
-                self._defer(progress, list_fingerprint, total)
-            start = progress.position
-            segment = items[start : start + budget]
-
-            def record(index: int, item: str, result: Any, start: int = start) -> None:
-                self._record(progress, start + index, result)
-                on_result(start + index, item, result)
-
-            never_sent = self.send(segment, record)
-            progress.position = start + len(segment)
-            if never_sent:  # an error every other item would meet stopped the run
-                return [*never_sent, *items[progress.position :]]
-        return []
-
-    def _resume_clock(self, progress: Progress) -> float | None:
-        """Give the run clock the carried start and deferred time; return this deferral's seconds."""
-        if progress.started_at is None:  # a state of 0.2.0: the time counts from here
-            return None
-        now = self.run_clock.wall()
-        waited = max(0.0, now - progress.deferred_at) if progress.deferred_at is not None else 0.0
-        self.run_clock.resumed(progress.started_at, progress.deferred + waited, progress.deferrals)
-        return waited
-
-    def _defer(self, progress: Progress, list_fingerprint: str, total: int) -> NoReturn:
-        wait = self.pacer.next_slot_in()
-        now = self.run_clock.wall()
-        progress.deferrals += 1
-        progress.sent_at = self.pacer.recent_send_times()
-        progress.pacer = self.pacer.identity
-        progress.started_at = self.run_clock.started_at
-        progress.deferred = self.run_clock.deferred
-        progress.deferred_at = now
-        until = datetime.fromtimestamp(now + wait, timezone.utc)
-        self.log.info(
-            "Deferring until %s UTC, %.1f s from now (deferral %d): the rate limit's next slot is "
-            "more than %g s away; %d of %d %s done, %d left. The worker slot is free until then.",
-            until.strftime("%H:%M:%S"),
-            wait,
-            progress.deferrals,
-            self.defer_after,
-            progress.position,
-            total,
-            self.name,
-            total - progress.position,
-        )
-        self.defer(wait, progress.encode(list_fingerprint))
-
-    def _record(self, progress: Progress, index: int, result: Any) -> None:
-        if isinstance(result, BaseException):
-            # The same wording run_bulk gives the failure, redacted before it is stored.
-            status, reason = describe_failure(result)
-            progress.failures[index] = (status, self.redact(reason))
-            return
-        for outcome, value in self.result_values.items():
-            if result == value:
-                if outcome != self.default_outcome:
-                    progress.outcomes[index] = outcome
-                return
-        raise TypeError(f"unexpected result {result!r:.100} for item {index}")
-
-    def _result_of(self, progress: Progress, index: int, item: str) -> Any:
-        failure = progress.failures.get(index)
-        if failure is not None:
-            status, reason = failure
-            return CronofyAPIError(reason, status_code=status, item=item)
-        return self.result_values[progress.outcomes.get(index, self.default_outcome)]
 
 
 def defer_for(operator: Any, seconds: float, state: dict[str, Any]) -> NoReturn:
@@ -491,37 +312,3 @@ def _duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60} min" + (f" {whole % 60} s" if whole % 60 else "")
     return f"{whole // 3600} h" + (f" {whole % 3600 // 60} min" if whole % 3600 // 60 else "")
-
-
-def segmented_if_deferrable(
-    operator: Any,
-    send: Run,
-    hook: Any,
-    job: Any,
-    *,
-    resume: Mapping[str, Any] | None,
-    subject: str,
-    name: str,
-    result_values: Mapping[str, Any],
-    run_clock: RunClock | None = None,
-) -> Run:
-    """``send`` as is for a plain run; a :class:`SegmentedRun` when ``operator.deferrable`` or resuming.
-
-    ``run_clock`` is the clock the run's done line reads (see :class:`SegmentedRun`).
-    """
-    if not operator.deferrable and resume is None:
-        return send
-    return SegmentedRun(
-        send,
-        pacer=hook.pacer,
-        items_per_slot=items_per_slot(job),
-        defer_after=operator.defer_after,
-        result_values=result_values,
-        subject=subject,
-        name=name,
-        redact=hook.redact,
-        defer=partial(defer_for, operator),
-        log=operator.log,
-        resume=resume,
-        run_clock=run_clock,
-    )

@@ -34,7 +34,7 @@ class RecordingLog:
 def test_progress_lines_while_the_pacer_waits_in_real_time_report_what_was_answered(
     monkeypatch, max_concurrency
 ):
-    monkeypatch.setattr(bulk, "PROGRESS_EVERY_SECONDS", 0.25)
+    monkeypatch.setattr(runner, "PROGRESS_EVERY_SECONDS", 0.25)
     with CronofyEmulator(rate_limit_per_second=None, rate_limit_per_minute=None) as emulator:
         keys = [f"key-{i}" for i in range(4)]
         for key in keys:

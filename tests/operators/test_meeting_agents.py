@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyConfigError, CronofyInputError
-from airflow_provider_cronofy.operators import bulk
+from airflow_provider_cronofy.hooks import runner
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
     CancelScheduledMeetingAgentOperator,
@@ -177,7 +177,7 @@ def test_a_stopped_run_pushes_every_item_to_one_of_three_xcoms(requests_mock):
 
 
 def test_progress_is_logged(requests_mock, monkeypatch, caplog, capsys):
-    monkeypatch.setattr(bulk, "PROGRESS_EVERY_SECONDS", 0.0)
+    monkeypatch.setattr(runner, "PROGRESS_EVERY_SECONDS", 0.0)
     requests_mock.delete(AGENTS, status_code=202)
     with caplog.at_level(logging.INFO):
         scheduled(["a", "b", "c"]).execute({})
