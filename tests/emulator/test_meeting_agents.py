@@ -40,10 +40,13 @@ def test_schedule_meeting_agent_validation(emu, session):
     assert response.status_code == 422
     assert error_keys(response) == {"join_time": "errors.invalid"}
 
-    # Without a scheduling key the agent joins now: join_time is not needed and nothing is stored.
+    # Without a scheduling key the agent joins now: join_time is not needed, nothing is scheduled,
+    # and Cronofy documents 200 with the agent it sent (it was 202 before the emulator knew).
     response = session.post(url, json={"join_url": "https://x"}, headers=api_key(emu), timeout=TIMEOUT)
-    assert response.status_code == 202
+    assert response.status_code == 200
+    assert set(response.json()["meeting_agent"]) == {"sub", "state", "resources"}
     assert emu.scheduled_agents == {}
+    assert [agent["join_url"] for agent in emu.sent_agents] == ["https://x"]
 
 
 def test_cancel_scheduled_agent(emu, session):
