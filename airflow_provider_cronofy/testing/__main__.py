@@ -124,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeated-scheduling-key",
         choices=REPEATED_SCHEDULING_KEY_MODES,
         default="replace",
-        metavar="{" + ",".join(REPEATED_SCHEDULING_KEY_MODES) + "}",
         help="what scheduling a key that has a live Meeting Agent already does: replace its "
         "join_url/join_time (default), add a second live agent (duplicate), or answer 422 "
         "(refuse). Cronofy's real behaviour is unconfirmed",
