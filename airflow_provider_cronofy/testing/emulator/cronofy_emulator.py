@@ -38,8 +38,9 @@ class CronofyEmulator(FaultScripting):
     It answers the calls the provider makes (cancel / schedule a Meeting Agent, upsert / delete an
     event, alone or in a ``POST /v1/batch``, userinfo, refresh an access token), checks
     credentials and scopes like Cronofy does, rate-limits like Cronofy's default application
-    limits, adds latency, and can be scripted to fail, stall or drop connections. Every request is
-    recorded for inspection.
+    limits, adds latency, and can be scripted to fail, stall or drop connections (before or after
+    Cronofy acted on the request). What a repeated scheduling key does is a setting,
+    :attr:`repeated_scheduling_key`. Every request is recorded for inspection.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
