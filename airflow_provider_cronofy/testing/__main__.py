@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from airflow_provider_cronofy.testing.emulator import CronofyEmulator, Latency
+from airflow_provider_cronofy.testing.emulator.settings import REPEATED_SCHEDULING_KEY_MODES
 
 DEMO_ACCESS_TOKEN = "emulator-access-token"
 DEMO_REFRESH_TOKEN = "emulator-refresh-token"
@@ -120,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default request)",
     )
     parser.add_argument(
+        "--repeated-scheduling-key",
+        choices=REPEATED_SCHEDULING_KEY_MODES,
+        default="replace",
+        help="what scheduling a key that has a live Meeting Agent already does: replace its "
+        "join_url/join_time (default), add a second live agent (duplicate), or answer 422 "
+        "(refuse). Cronofy's real behaviour is unconfirmed",
+    )
+    parser.add_argument(
         "--rotate-refresh-tokens", action="store_true", help="issue a new refresh token on every refresh"
     )
     parser.add_argument(
@@ -133,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY",
         type=_non_blank("--agent"),
-        help="schedule a Meeting Agent with this scheduling key (repeatable)",
+        help="schedule a Meeting Agent with this scheduling key (repeatable; a key given twice "
+        "follows --repeated-scheduling-key)",
     )
     parser.add_argument(
         "--event",
@@ -220,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_context=tls_context,
         latency=args.latency,
         batch_rate_cost=args.batch_rate_cost,
+        repeated_scheduling_key=args.repeated_scheduling_key,
     )
     emulator.rotate_refresh_tokens = args.rotate_refresh_tokens
     emulator.add_access_token(DEMO_ACCESS_TOKEN)
@@ -227,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     emulator.add_calendar(DEMO_CALENDAR_ID, access_token=DEMO_ACCESS_TOKEN)
     if args.seed_demo:
         seed_demo(emulator)
-    seed_given(emulator, args.agent, args.event)
+    try:
+        seed_given(emulator, args.agent, args.event)
+    except ValueError as exc:  # a key given twice with --repeated-scheduling-key refuse
+        parser.error(f"--agent: {exc}")
 
     stop_requested = threading.Event()
 

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from airflow_provider_cronofy.testing.__main__ import build_parser, parse_latency
+from airflow_provider_cronofy.testing import CronofyEmulator
+from airflow_provider_cronofy.testing.__main__ import build_parser, parse_latency, seed_given
 from tests.emulator._support import REPO_ROOT, TIMEOUT, bearer
 
 pytest_plugins = ["airflow_provider_cronofy.testing.pytest_plugin"]
@@ -291,3 +292,83 @@ def test_cli_event_and_agent_values():
     assert args.event == [("cal_1", "evt:with:colons")]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--agent", "  "])
+
+
+# ---------------------------------------------------------------- --repeated-scheduling-key
+
+
+def test_cli_repeated_scheduling_key_values(capsys):
+    assert build_parser().parse_args([]).repeated_scheduling_key == "replace"
+    for mode in ("replace", "duplicate", "refuse"):
+        assert build_parser().parse_args(["--repeated-scheduling-key", mode]).repeated_scheduling_key == mode
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--repeated-scheduling-key", "dupe"])
+    message = capsys.readouterr().err
+    assert "--repeated-scheduling-key: invalid choice: 'dupe'" in message
+    assert "'replace', 'duplicate', 'refuse'" in message
+
+
+def test_cli_agent_seeding_follows_the_mode():
+    emulator = CronofyEmulator(repeated_scheduling_key="duplicate")
+    seed_given(emulator, ["deal-1", "deal-1", "deal-2"], [])
+    assert emulator.live_agent_counts == {"deal-1": 2, "deal-2": 1}
+
+
+def test_cli_refuse_mode_answers_a_seeded_key_422_and_logs_no_join_url():
+    args = ["--port", "0", "--repeated-scheduling-key", "refuse", "--agent", "deal-1", "--verbose"]
+    with _running_cli(*args) as (proc, lines):
+        url, conn = _connection_of(lines)
+        body = {
+            "scheduling_key": "deal-1",
+            "join_url": "https://meet.example.com/j/1?pwd=passcode-s3cret",
+            "join_time": "2030-05-01T09:00:00Z",
+        }
+
+        def schedule():
+            return requests.post(
+                f"{url}/v1/meeting_agents", json=body, headers=bearer(conn["password"]), timeout=TIMEOUT
+            )
+
+        refused = schedule()
+        assert refused.status_code == 422
+        assert refused.json()["errors"]["scheduling_key"][0]["key"] == "errors.already_exists"
+        cancelled = requests.delete(
+            f"{url}/v1/meeting_agents",
+            json={"scheduling_key": "deal-1"},
+            headers=bearer(conn["password"]),
+            timeout=TIMEOUT,
+        )
+        assert cancelled.status_code == 202
+        assert schedule().status_code == 202  # every agent of the key cancelled: schedules anew
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        stderr = proc.stderr.read()
+    assert "\"POST /v1/meeting_agents HTTP/1.1\" 422 - scheduling_key='deal-1'" in stderr
+    assert "\"POST /v1/meeting_agents HTTP/1.1\" 202 - scheduling_key='deal-1'" in stderr
+    assert "s3cret" not in stderr
+    assert conn["password"] not in stderr
+
+
+def test_cli_refuse_mode_refuses_a_key_seeded_twice():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_cronofy.testing",
+            "--port",
+            "0",
+            "--repeated-scheduling-key",
+            "refuse",
+            "--agent",
+            "deal-1",
+            "--agent",
+            "deal-1",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert "--agent: scheduling key 'deal-1' has a live agent already" in result.stderr
+    assert result.stdout == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 
 import pytest
 import requests
@@ -92,6 +93,19 @@ def test_invalid_settings_are_refused():
         CronofyEmulator(unknown_scheduling_key_status=422)
     with pytest.raises(ValueError):
         CronofyEmulator(rate_limit_per_second=-1)
+
+
+@pytest.mark.parametrize("mode", ["replica", "", None, "REPLACE"])
+def test_an_unknown_repeated_scheduling_key_mode_is_refused_naming_the_modes(mode):
+    expected = "repeated_scheduling_key must be one of 'replace', 'duplicate', 'refuse', got " + re.escape(
+        repr(mode)
+    )
+    with pytest.raises(ValueError, match=expected):
+        CronofyEmulator(repeated_scheduling_key=mode)
+    emulator = CronofyEmulator(repeated_scheduling_key="refuse")
+    with pytest.raises(ValueError, match=expected):
+        emulator.repeated_scheduling_key = mode
+    assert emulator.repeated_scheduling_key == "refuse"
 
 
 def test_airflow_connection(emu):

@@ -20,8 +20,12 @@ Where things live:
 
 Choices where Cronofy's behaviour is unconfirmed (see the provider README):
 
-* ``DELETE /v1/meeting_agents`` for a key never scheduled or already cancelled answers
-  ``unknown_scheduling_key_status``: 202 (default, empty body) or 404 with
+* ``POST /v1/meeting_agents`` for a key that has a live agent already does what
+  ``repeated_scheduling_key`` says: ``"replace"`` (default), ``"duplicate"`` or ``"refuse"``
+  (422 on ``scheduling_key``); ``join_time`` without ``scheduling_key`` is refused; the 200 of an
+  agent sent at once carries placeholder ``state`` and ``resources``.
+* ``DELETE /v1/meeting_agents`` cancels every live agent of the key; for a key never scheduled or
+  already cancelled it answers ``unknown_scheduling_key_status``: 202 (default, empty body) or 404 with
   ``{"errors": {"scheduling_key": [{"key": "errors.not_found", ...}]}}``.
 * An upsert of an existing event accepts a partial body (``event_id`` plus the fields to change).
 * A 429 from the rate limiter carries no ``Retry-After``.

@@ -24,6 +24,7 @@ from airflow_provider_cronofy.testing.emulator.settings import (
     Latency,
     check_batch_rate_cost,
     check_latency,
+    check_repeated_scheduling_key,
     check_settings,
     draw_latency,
 )
@@ -37,8 +38,9 @@ class CronofyEmulator(FaultScripting):
     It answers the calls the provider makes (cancel / schedule a Meeting Agent, upsert / delete an
     event, alone or in a ``POST /v1/batch``, userinfo, refresh an access token), checks
     credentials and scopes like Cronofy does, rate-limits like Cronofy's default application
-    limits, adds latency, and can be scripted to fail, stall or drop connections. Every request is
-    recorded for inspection.
+    limits, adds latency, and can be scripted to fail, stall or drop connections (before or after
+    Cronofy acted on the request). What a repeated scheduling key does is a setting,
+    :attr:`repeated_scheduling_key`. Every request is recorded for inspection.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`::
 
@@ -65,6 +67,7 @@ class CronofyEmulator(FaultScripting):
         ssl_context: ssl.SSLContext | None = None,
         latency: Latency = 0.0,
         batch_rate_cost: str = "request",
+        repeated_scheduling_key: str = "replace",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Configure the emulator; nothing listens until :meth:`start`.
@@ -84,6 +87,10 @@ class CronofyEmulator(FaultScripting):
         ``latency`` (see :attr:`latency`) is added to every answer. ``batch_rate_cost`` is how a
         ``POST /v1/batch`` counts against the rate limits: ``"request"`` (one, the default) or
         ``"entries"`` (one per entry; a batch that does not fit answers 429 as a whole).
+
+        ``repeated_scheduling_key`` (see :attr:`repeated_scheduling_key`) is what scheduling a key
+        that has a live agent already does: ``"replace"`` (the default), ``"duplicate"`` or
+        ``"refuse"``.
 
         ``clock`` (monotonic seconds, ``time.monotonic`` by default) is the time the rate
         limits, token lifetimes and :attr:`requests` arrival times count on: a test that moves it
@@ -109,8 +116,10 @@ class CronofyEmulator(FaultScripting):
         check_settings(self)
         self._latency: Latency = 0.0
         self._batch_rate_cost = "request"
+        self._repeated_scheduling_key = "replace"
         self.latency = latency  # the setters check the values
         self.batch_rate_cost = batch_rate_cost
+        self.repeated_scheduling_key = repeated_scheduling_key
 
         self._state = CronofyState(self)
         self._faults = Faults()
@@ -246,6 +255,29 @@ class CronofyEmulator(FaultScripting):
         check_batch_rate_cost(value)
         self._batch_rate_cost = value
 
+    @property
+    def repeated_scheduling_key(self) -> str:
+        """What ``POST /v1/meeting_agents`` does when its ``scheduling_key`` has a live (scheduled,
+        not cancelled) agent already; Cronofy's real behaviour is unconfirmed, so tests can play
+        each:
+
+        * ``"replace"`` (default): the new ``join_url``, ``join_time`` (and attendee,
+          subscriptions) replace the live agent's; still one live agent; 202.
+        * ``"duplicate"``: a second live agent with the same key; 202. Cancelling the key cancels
+          every live agent it has.
+        * ``"refuse"``: 422 ``{"errors": {"scheduling_key": [{"key": "errors.already_exists",
+          ...}]}}``; nothing changes.
+
+        A key whose agents are all cancelled (or a new one) schedules a new agent in every mode.
+        Settable at any time; a value not among the three raises ``ValueError``.
+        """
+        return self._repeated_scheduling_key
+
+    @repeated_scheduling_key.setter
+    def repeated_scheduling_key(self, value: str) -> None:
+        check_repeated_scheduling_key(value)
+        self._repeated_scheduling_key = value
+
     # ----------------------------------------------------------------- state set-up
 
     def schedule_agent(
@@ -255,7 +287,11 @@ class CronofyEmulator(FaultScripting):
         join_url: str = "https://meet.example.com/abc",
         join_time: str = "2030-01-01T10:00:00Z",
     ) -> None:
-        """Store a scheduled Meeting Agent, as a successful ``POST /v1/meeting_agents`` would."""
+        """Store a scheduled Meeting Agent, as a ``POST /v1/meeting_agents`` would.
+
+        A key with a live agent already follows :attr:`repeated_scheduling_key`; with
+        ``"refuse"`` it raises ``ValueError`` and changes nothing.
+        """
         self._state.schedule_agent(scheduling_key, join_url, join_time)
 
     def add_calendar(self, calendar_id: str, *, access_token: str) -> None:
@@ -309,12 +345,43 @@ class CronofyEmulator(FaultScripting):
 
     @property
     def scheduled_agents(self) -> dict[str, dict[str, Any]]:
-        """Copy of the agents by scheduling key.
+        """Copy of the agents by scheduling key, one entry per key.
 
-        Each is ``{"status": "scheduled" | "cancelled", "join_url", "join_time", "cancel_requests"}``;
-        ``cancel_requests`` counts every cancel request for the key, including repeated ones.
+        Each is ``{"status": "scheduled" | "cancelled", "join_url", "join_time", "cancel_requests"}``:
+        ``"scheduled"`` when the key has at least one live agent (the ``join_url`` and
+        ``join_time`` shown are its newest live agent's, else its newest agent's);
+        ``cancel_requests`` counts every cancel request for the key, including repeated ones. How
+        many live agents a key has: :meth:`live_agents`; each of them: :attr:`agents_by_key`.
         """
         return self._state.snapshot_agents()
+
+    def live_agents(self, scheduling_key: str) -> int:
+        """How many live (scheduled, not cancelled) agents ``scheduling_key`` has now: 0 for a key
+        never scheduled. More than 1 only with ``repeated_scheduling_key="duplicate"``."""
+        return self._state.live_agent_counts().get(scheduling_key, 0)
+
+    @property
+    def live_agent_counts(self) -> dict[str, int]:
+        """Live agents per scheduling key, for every key ever scheduled (0 when all are cancelled),
+        e.g. ``assert max(cronofy.live_agent_counts.values()) <= 1``."""
+        return self._state.live_agent_counts()
+
+    @property
+    def agents_by_key(self) -> dict[str, list[dict[str, Any]]]:
+        """Copy of every agent each scheduling key had, oldest first.
+
+        Each is ``{"sub", "status": "scheduled" | "cancelled", "join_url", "join_time",
+        "on_behalf_of_attendee", "subscriptions", "replaced"}``; ``replaced`` counts the repeated
+        POSTs that rewrote it (``repeated_scheduling_key="replace"``), the last two ``None`` when
+        not sent.
+        """
+        return self._state.snapshot_agents_by_key()
+
+    @property
+    def sent_agents(self) -> list[dict[str, Any]]:
+        """Copy of the agents sent at once (a POST without ``scheduling_key``), oldest first, shaped
+        like :attr:`agents_by_key`'s (``join_time`` ``None``)."""
+        return self._state.snapshot_sent_agents()
 
     @property
     def events(self) -> dict[tuple[str, str], dict[str, Any]]:

@@ -35,6 +35,7 @@ class ScriptedFault:
     body: bytes | None = None
     content_type: str = JSON
     seconds: float = 0.0
+    after_acting: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method:
@@ -60,6 +61,8 @@ class Decision:
     kind: str | None = None  # None (answer normally), "fail", "delay" or "drop"
     response: Response | None = None
     seconds: float = 0.0
+    # True: handle the request first (Cronofy acts), then fail, delay or drop its answer.
+    after_acting: bool = False
 
 
 class Faults:
@@ -175,9 +178,10 @@ class Faults:
             self._counts[key] = self._counts.get(key, 0) + 1
             headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
             body = default_error_body(fault.status) if fault.body is None else fault.body
-            return Decision("fail", Response(fault.status, body, fault.content_type, headers))
+            response = Response(fault.status, body, fault.content_type, headers)
+            return Decision("fail", response, after_acting=fault.after_acting)
         self._counts[fault.kind] += 1
-        return Decision(fault.kind, seconds=fault.seconds)
+        return Decision(fault.kind, seconds=fault.seconds, after_acting=fault.after_acting)
 
 
 class FaultScripting:
@@ -202,6 +206,7 @@ class FaultScripting:
         content_type: str = JSON,
         method: str | None = None,
         path: str | None = None,
+        after_acting: bool = False,
     ) -> None:
         """Answer the next ``count`` matching requests with ``status`` instead of handling them.
 
@@ -209,6 +214,11 @@ class FaultScripting:
         status. ``method`` and ``path`` (a glob on the path without query string, matched raw or
         percent-decoded) restrict which requests match. Scripted faults apply in the order they
         were scripted, one per request.
+
+        ``after_acting=True`` handles the request first, as if no fault were scripted (an agent is
+        scheduled, an event deleted, the rate limiter counts it), then answers ``status`` instead
+        of the real answer: Cronofy acted but the client cannot know. The real answer's status is
+        the record's ``handled_status`` in :attr:`requests`.
         """
         if not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
@@ -222,20 +232,42 @@ class FaultScripting:
             retry_after=None if retry_after is None else str(retry_after),
             body=raw_body,
             content_type=content_type,
+            after_acting=after_acting,
         )
         self._faults.script(fault)
 
     def delay_next(
-        self, count: int, seconds: float, *, method: str | None = None, path: str | None = None
+        self,
+        count: int,
+        seconds: float,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        after_acting: bool = False,
     ) -> None:
-        """Sleep ``seconds`` before answering the next ``count`` matching requests normally."""
+        """Sleep ``seconds``, then handle and answer the next ``count`` matching requests normally.
+
+        By default the request is handled after the sleep (even when the client has given up by
+        then), so a retry sent after a read timeout may be handled before the original.
+        ``after_acting=True`` handles the request first and sleeps before sending its answer: a
+        client whose read timeout is shorter than ``seconds`` gives up on a request Cronofy has
+        already acted on (an agent scheduled, ...).
+        """
         if seconds < 0:
             raise ValueError("seconds must be >= 0")
-        self._faults.script(ScriptedFault("delay", count, method, path, seconds=seconds))
+        fault = ScriptedFault("delay", count, method, path, seconds=seconds, after_acting=after_acting)
+        self._faults.script(fault)
 
-    def drop_next(self, count: int, *, method: str | None = None, path: str | None = None) -> None:
-        """Close the connection without any response for the next ``count`` matching requests."""
-        self._faults.script(ScriptedFault("drop", count, method, path))
+    def drop_next(
+        self, count: int, *, method: str | None = None, path: str | None = None, after_acting: bool = False
+    ) -> None:
+        """Close the connection without any response for the next ``count`` matching requests.
+
+        By default the request is not handled (Cronofy never saw it); ``after_acting=True``
+        handles it first (an agent is scheduled, ...), then closes the connection without an
+        answer. The status it would have had is the record's ``handled_status``.
+        """
+        self._faults.script(ScriptedFault("drop", count, method, path, after_acting=after_acting))
 
     def fail_next_batch_entries(self, count: int, status: int = 503) -> None:
         """Answer the next ``count`` batch entries (in any ``POST /v1/batch``, in order) with

@@ -33,7 +33,13 @@ class RecordedRequest:
     is still being answered). ``connection_id`` numbers the accepted TCP connections from 1, so two
     requests with the same id travelled on one keep-alive connection. ``time`` is the emulator's
     ``clock`` (``time.monotonic()`` unless given) at arrival. ``batch_entries`` holds, for a
-    ``POST /v1/batch`` answered 207, every entry as handled, in order (empty for any other request).
+    ``POST /v1/batch`` handled (answered 207, or its answer lost to a fault scripted with
+    ``after_acting=True``), every entry as handled, in order (empty for any other request).
+    ``handled_status`` is the status Cronofy's handling produced (the rate limiter's 429
+    included): the same as ``status`` for a request answered normally, ``None`` when a fault
+    answered or dropped it without handling it, and the lost real answer when a fault scripted
+    with ``after_acting=True`` replaced it (``status`` 503, ``handled_status`` 202: the agent was
+    scheduled).
     """
 
     method: str
@@ -45,6 +51,7 @@ class RecordedRequest:
     connection_id: int
     time: float
     batch_entries: tuple[RecordedBatchEntry, ...] = ()
+    handled_status: int | None = None
 
 
 @dataclass
@@ -60,6 +67,7 @@ class Record:
     time: float
     status: int | None = None
     batch_entries: tuple[RecordedBatchEntry, ...] = ()
+    handled_status: int | None = None
     settled: bool = False  # no longer counted in flight
 
     def freeze(self) -> RecordedRequest:

@@ -2,7 +2,9 @@
 
 ``Server`` accepts connections (a TLS handshake runs in the connection's own thread); ``Handler``
 reads each request, records it in ``Traffic``, asks ``Faults`` whether to answer normally, gets
-the answer from ``Routes``, waits the latency (holding no lock) and writes it.
+the answer from ``Routes``, waits the latency (holding no lock) and writes it. A fault scripted
+with ``after_acting`` lets ``Routes`` handle the request first, then fails, delays or drops the
+answer.
 """
 
 from __future__ import annotations
@@ -189,22 +191,35 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self, record: Record, headers: dict[str, str], body: bytes) -> None:
         backend = self.backend
         decision = backend.faults.decide(self.command, self.path)
-        if decision.kind == "drop":
-            self._wait_latency()
-            self.close_connection = True
-            return
-        if decision.kind == "fail" and decision.response is not None:
-            self._respond(record, decision.response)
-            return
-        if decision.kind == "delay" and backend.stopping.wait(decision.seconds):
-            self.close_connection = True
-            return
+        if not decision.after_acting:
+            if decision.kind == "drop":
+                self._wait_latency()
+                self.close_connection = True
+                return
+            if decision.kind == "fail" and decision.response is not None:
+                self._respond(record, decision.response)
+                return
+            if decision.kind == "delay" and backend.stopping.wait(decision.seconds):
+                self.close_connection = True
+                return
         try:
             response = backend.routes.answer(self.command, self.path, headers, body)
         except Exception:
             # A bug here must not look like a dropped connection to the client under test.
             traceback.print_exc(file=sys.stderr)
             response = internal_error()
+        backend.traffic.handled(record, response)
+        if decision.after_acting:
+            # Cronofy has acted; the fault decides what, if anything, the client learns of it.
+            if decision.kind == "drop":
+                self._wait_latency()
+                self.close_connection = True
+                return
+            if decision.kind == "fail" and decision.response is not None:
+                response = decision.response
+            elif decision.kind == "delay" and backend.stopping.wait(decision.seconds):
+                self.close_connection = True
+                return
         self._respond(record, response)
 
     def _wait_latency(self) -> bool:

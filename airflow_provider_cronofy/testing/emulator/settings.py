@@ -16,6 +16,9 @@ Latency = float | Callable[[], float]
 
 BATCH_RATE_COSTS = ("request", "entries")
 
+REPEATED_SCHEDULING_KEY_MODES = ("replace", "duplicate", "refuse")
+"""What ``POST /v1/meeting_agents`` does with a ``scheduling_key`` that has a live agent already."""
+
 
 class Settings(Protocol):
     api_key: str
@@ -31,6 +34,9 @@ class Settings(Protocol):
 
     @property
     def batch_rate_cost(self) -> str: ...
+
+    @property
+    def repeated_scheduling_key(self) -> str: ...
 
 
 def check_settings(settings: Settings) -> None:
@@ -71,4 +77,12 @@ def check_batch_rate_cost(value: object) -> None:
     if value not in BATCH_RATE_COSTS:
         raise ValueError(
             f"batch_rate_cost must be one of {', '.join(map(repr, BATCH_RATE_COSTS))}, got {value!r}"
+        )
+
+
+def check_repeated_scheduling_key(value: object) -> None:
+    if value not in REPEATED_SCHEDULING_KEY_MODES:
+        raise ValueError(
+            "repeated_scheduling_key must be one of "
+            f"{', '.join(map(repr, REPEATED_SCHEDULING_KEY_MODES))}, got {value!r}"
         )

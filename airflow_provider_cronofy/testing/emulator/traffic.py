@@ -69,13 +69,20 @@ class Traffic:
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
         return record
 
+    def handled(self, record: Record, response: Response) -> None:
+        """Record what handling the request answered (before a fault may replace or drop it)."""
+        with self._lock:
+            record.handled_status = response.status
+            record.batch_entries = response.batch_entries
+
     def finish(self, record: Record, response: Response) -> None:
         """Record the answer about to be written; the request is no longer in flight."""
         # Before the client can read the answer, so a client that inspects the emulator right
         # after its last answer sees the counters settled.
         with self._lock:
             record.status = response.status
-            record.batch_entries = response.batch_entries
+            if response.batch_entries:
+                record.batch_entries = response.batch_entries
             self._status_counts[response.status] = self._status_counts.get(response.status, 0) + 1
             self._settle(record)
 
