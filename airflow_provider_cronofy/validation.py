@@ -256,7 +256,7 @@ def normalise_agents(value: object, *, now: datetime) -> list[dict[str, Any]]:
             ]
             problems.append(
                 f"{where}.scheduling_key: {key!r:.100} is also the key of agents[{first_at[key]}], "
-                f"for another meeting ({' and '.join(differ)} differ): one key schedules one agent. "
+                f"for another meeting ({' and '.join(differ)} {'differs' if len(differ) == 1 else 'differ'}): one key schedules one agent. "
                 "Give each meeting a key of its own, or drop one of the two."
             )
             bad_entries.add(index)

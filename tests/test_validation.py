@@ -286,7 +286,7 @@ def test_the_same_key_twice_for_the_same_meeting_is_sent_once():
 @pytest.mark.parametrize(
     ("change", "differ"),
     [
-        ({"join_time": "2030-01-02T10:00:00Z"}, "join_time differ"),
+        ({"join_time": "2030-01-02T10:00:00Z"}, "(join_time differs)"),
         ({"join_url": "https://meet.example.com/other"}, "join_url differ"),
         ({"on_behalf_of_attendee": {"email": "a@example.com"}}, "on_behalf_of_attendee differ"),
         (
