@@ -194,7 +194,7 @@ def normalise_agents(value: object, *, now: datetime) -> list[dict[str, Any]]:
     each with:
 
     * ``scheduling_key``: a non-blank string without leading or trailing white space (the rule
-      of :func:`validate_item`; white space inside is kept);
+      of ``validate_item``; white space inside is kept);
     * ``join_url``: an ``https://`` URL with a host, sent as given;
     * ``join_time``: an ISO 8601 date and time with a zone offset or ``Z``
       (``"2030-01-01T10:00:00+01:00"``), or an aware :class:`~datetime.datetime`, later than
