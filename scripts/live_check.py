@@ -8,11 +8,15 @@ events). Without either it fails at once, naming both. With them it:
 1. runs ``test_connection`` (one harmless cancel for the API key, ``GET /v1/userinfo``);
 2. cancels a scheduling key nobody scheduled with ``CancelScheduledMeetingAgentOperator`` and
    records what Cronofy answered (a typo in a key is only visible if that is a 404);
-3. creates an event a week ahead with a Meeting Agent and removes the agent with
+3. schedules a Meeting Agent 60 days ahead under a fresh scheduling key, schedules the same key
+   again with another ``join_time``, records Cronofy's status and body both times, cancels the
+   key until it is gone (also when a step failed) and reports what a repeated key does:
+   replace, duplicate, refuse, or "cannot tell" and why (:func:`classify_repeated_key`);
+4. creates an event a week ahead with a Meeting Agent and removes the agent with
    ``CancelIntegratedMeetingAgentOperator``, batched and then without ``use_batch``, recording
    whether Cronofy accepts the partial body (``event_id`` and ``meeting_agent`` only);
-4. creates another and deletes it with ``delete_event=True``;
-5. deletes every event it created, also when a step failed;
+5. creates another and deletes it with ``delete_event=True``;
+6. deletes every event it created, also when a step failed;
 
 and prints a short report (stdout) of each open question and what Cronofy answered: no credential
 in it. Exit status 0 when every step passed, 1 when one failed, 2 when the settings are missing.
@@ -22,6 +26,7 @@ The test suite runs the same code against the emulator (tests/test_live_check.py
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -30,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 CONN_ID = "cronofy_live"
 CONN_VARIABLE = "AIRFLOW_CONN_CRONOFY_LIVE"
@@ -108,6 +114,227 @@ def _failure_answer(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".replace("\n", " ")
 
 
+MAX_CANCELS = 5
+"""How many times the repeated-key step cancels its key at most (two POSTs, and retries of them)."""
+BODY_SHOWN = 300
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What Cronofy answered one request of the repeated-key step, as it came.
+
+    ``accepted``: a 2xx. ``status``: the status of the final answer as seen on the wire, or
+    ``None`` when no answer came (or, for a 2xx, when the hook's session could not be observed).
+    ``body``: the body (JSON as text; Cronofy's ``errors`` of an error answer) or the error's
+    message. ``attempts``: how many times the hook sent it (more than 1 after a 429, a 5xx or a
+    timeout: Cronofy may have received it more than once).
+    """
+
+    accepted: bool
+    status: int | None
+    body: str = ""
+    attempts: int = 1
+
+    def render(self) -> str:
+        status = str(self.status) if self.status is not None else ("2xx" if self.accepted else "no answer")
+        text = f"{status} {self.body[:BODY_SHOWN] or '(empty body)'}"
+        return text + (f" (after {self.attempts} attempts)" if self.attempts > 1 else "")
+
+
+def means_no_agent(answer: Answer | None) -> bool:
+    """Whether ``answer`` (to cancelling a key nobody scheduled) is one that says "no such agent".
+
+    A 4xx other than those that refuse the request itself (401, 402, 403, 423, 429): a key that
+    answers the same has no agent left. A 2xx says nothing: it may be Cronofy's answer to both.
+    """
+    return (
+        answer is not None
+        and not answer.accepted
+        and answer.status is not None
+        and 400 <= answer.status < 500
+        and answer.status not in (401, 402, 403, 423, 429)
+    )
+
+
+REPLACE, DUPLICATE, REFUSE, CANNOT_TELL = "replace", "duplicate", "refuse", "cannot tell"
+
+
+def classify_repeated_key(
+    first: Answer,
+    second: Answer,
+    cancel: Answer | None,
+    cancel_again: Answer | None,
+    unknown: Answer | None,
+) -> tuple[str, str]:
+    """Which of replace, duplicate or refuse Cronofy showed for a repeated ``scheduling_key``.
+
+    ``first`` and ``second`` answered the two ``POST /v1/meeting_agents`` of one key;
+    ``cancel`` and ``cancel_again`` the two ``DELETE /v1/meeting_agents`` of it that followed
+    (``None``: not sent); ``unknown`` the cancel of a key nobody scheduled, the reference for
+    "no agent left". Returns ``(behaviour, why)``: behaviour is ``"replace"``, ``"duplicate"``,
+    ``"refuse"`` or ``"cannot tell"``.
+    """
+    if not first.accepted:
+        return (
+            CANNOT_TELL,
+            f"the first schedule was not accepted ({first.render()}), so nothing was repeated.",
+        )
+    retried = [answer for answer in (first, second) if answer.attempts > 1]
+    if retried:
+        return CANNOT_TELL, (
+            "a schedule request was sent more than once (retried after a 429, 5xx or timeout), so "
+            "Cronofy may have seen the key more often than twice; run the check again."
+        )
+    if not second.accepted:
+        if second.status is None or second.status == 429 or second.status >= 500:
+            return CANNOT_TELL, f"the repeated schedule got no usable answer ({second.render()})."
+        return REFUSE, f"Cronofy refused the repeated key ({second.render()}); the first agent stays."
+    if cancel is None or not cancel.accepted:
+        what = cancel.render() if cancel is not None else "not sent"
+        return CANNOT_TELL, f"cancelling the key was not accepted ({what}), so what it held is unknown."
+    if cancel_again is None:
+        return CANNOT_TELL, "the key was cancelled only once, so a second agent could not be looked for."
+    if not means_no_agent(unknown):
+        what = unknown.render() if unknown is not None else "not asked"
+        return CANNOT_TELL, (
+            f"cancelling a key nobody scheduled answers {what}, so the second cancel's answer "
+            f"({cancel_again.render()}) does not show whether a second agent remained. Both "
+            "schedules were accepted: replace or duplicate."
+        )
+    if not cancel_again.accepted and cancel_again.status == unknown.status:
+        return REPLACE, (
+            f"both schedules were accepted and the second cancel answered like a key nobody "
+            f"scheduled ({cancel_again.status}): one agent per key. (No endpoint reads agents, so "
+            "which join_time it held is not known; a Cronofy keeping two agents but cancelling "
+            "both with one DELETE would look the same.)"
+        )
+    if cancel_again.accepted:
+        return DUPLICATE, (
+            f"both schedules were accepted and a second cancel was accepted too "
+            f"({cancel_again.render()}; a key nobody scheduled answers {unknown.status}): two "
+            "agents were live for one key."
+        )
+    return CANNOT_TELL, (
+        f"the second cancel answered {cancel_again.render()}: neither accepted nor what a key "
+        f"nobody scheduled answers ({unknown.status})."
+    )
+
+
+class _Wire:
+    """The statuses of the answers to ``path`` as they come off the hook's session.
+
+    ``CronofyHook.request`` returns the body of a 2xx but not its status (200 and 202 mean
+    different things here). This observes the session's answers (a ``requests`` response hook)
+    without changing what is sent; where the hook has no ``requests`` session it observes
+    nothing and a 2xx is recorded as ``2xx``.
+    """
+
+    def __init__(self, hook: Any, path: str) -> None:
+        self.path = path
+        self.statuses: list[int] = []
+        session = hook.get_conn()
+        self._hooks: list[Any] | None = getattr(session, "hooks", {}).get("response")
+
+    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        if urlsplit(response.url).path.endswith(self.path):
+            self.statuses.append(response.status_code)
+
+    def __enter__(self) -> _Wire:
+        if self._hooks is not None:
+            self._hooks.append(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._hooks is not None:
+            self._hooks.remove(self)
+
+    def ask(self, hook: Any, method: str, body: dict[str, Any]) -> Answer:
+        """Send ``method`` to the path with ``body`` (API key); return what Cronofy answered."""
+        from airflow_provider_cronofy.exceptions import CronofyAPIError
+
+        self.statuses.clear()
+        retries = hook.retries_spent
+        try:
+            payload = hook.request(method, self.path, json=body, auth="api_key")
+        except CronofyAPIError as error:
+            errors = (
+                json.dumps(error.errors, sort_keys=True) if error.errors else str(error).replace("\n", " ")
+            )
+            status = self.statuses[-1] if self.statuses else error.status_code
+            return Answer(False, status, errors, 1 + hook.retries_spent - retries)
+        status = self.statuses[-1] if self.statuses else None
+        text = json.dumps(payload, sort_keys=True) if payload is not None else ""
+        return Answer(True, status, text, 1 + hook.retries_spent - retries)
+
+
+def _left_behind(key: str) -> str:
+    return (
+        "The key may still hold an agent (60 days ahead): cancel it by hand with DELETE "
+        f'/v1/meeting_agents {{"scheduling_key": "{key}"}} and the API key.'
+    )
+
+
+def _repeated_key_step(hook: Any, run: str, start: datetime, report: Report) -> None:
+    """Schedule one key twice, cancel it until it is gone, and report what Cronofy did."""
+    from airflow_provider_cronofy.validation import normalise_agents
+
+    key = f"{PREFIX}{run}"
+    row = {"scheduling_key": key, "join_url": f"https://meet.example.com/{PREFIX}{run}", "join_time": start}
+    (body,) = normalise_agents([row], now=start - timedelta(days=1))  # the body the operator sends
+    # The same key and meeting URL, joining an hour later: a change Cronofy could apply or refuse.
+    (again,) = normalise_agents([{**row, "join_time": start + timedelta(hours=1)}], now=start)
+    question = "What does scheduling the same scheduling_key twice do (replace, duplicate or refuse)?"
+    answers: list[Answer] = []
+    cancels: list[Answer] = []
+    unknown: Answer | None = None
+    with _Wire(hook, "/v1/meeting_agents") as wire:
+        try:
+            answers.append(wire.ask(hook, "POST", body))
+            answers.append(wire.ask(hook, "POST", again))
+            unknown = wire.ask(hook, "DELETE", {"scheduling_key": f"{key}-never-scheduled-reference"})
+        finally:
+            # Cancel until the key answers like a key nobody scheduled: with a Cronofy that
+            # duplicates, each cancel may remove one agent. Where both answer 2xx, twice.
+            left = False
+            for _ in range(MAX_CANCELS):
+                cancel = wire.ask(hook, "DELETE", {"scheduling_key": key})
+                cancels.append(cancel)
+                if not cancel.accepted:
+                    left = not (means_no_agent(unknown) and cancel.status == unknown.status)
+                    break
+                if len(cancels) >= 2 and (unknown is None or unknown.accepted):
+                    break
+            else:
+                left = True
+            if len(answers) < 2 or unknown is None:
+                what = "; ".join(cancel.render() for cancel in cancels)
+                report.add(
+                    question,
+                    f"not answered: a step failed before both schedules were sent (cancels of the key: "
+                    f"{what})." + (f" {_left_behind(key)}" if left else ""),
+                    False,
+                )
+    if len(answers) < 2 or unknown is None:
+        return
+    behaviour, why = classify_repeated_key(
+        answers[0],
+        answers[1],
+        cancels[0] if cancels else None,
+        cancels[1] if len(cancels) > 1 else None,
+        unknown,
+    )
+    lines = [
+        f"{behaviour}: {why}",
+        f"first POST: {answers[0].render()}",
+        f"same key, join_time an hour later: {answers[1].render()}",
+        "cancels of the key: " + "; ".join(cancel.render() for cancel in cancels),
+        f"cancel of a key nobody scheduled: {unknown.render()}",
+    ]
+    if left:
+        lines.append(_left_behind(key))
+    report.add(question, "\n         ".join(lines), answers[0].accepted and not left)
+
+
 def run_checks(
     calendar_id: str,
     *,
@@ -165,6 +392,8 @@ def run_checks(
                 )
         except CronofyError as error:
             report.add(question, f"{_failure_answer(error)} (the operator fails such a key).", False)
+
+        _repeated_key_step(hook, run, (now() + timedelta(days=60)).replace(microsecond=0), report)
 
         with_agent = f"{PREFIX}{run}-remove-agent"
         for use_batch in (True, False):
