@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
@@ -39,6 +40,7 @@ from airflow_provider_cronofy.hooks.runner import (
     RunResult,
     RunSettings,
 )
+from airflow_provider_cronofy.hooks.scheduling import AgentScheduling
 from airflow_provider_cronofy.hooks.settings import CronofySettings, read_credentials, resolve_settings
 from airflow_provider_cronofy.hooks.tokens import AccessTokens, Sender
 from airflow_provider_cronofy.hooks.transport import (
@@ -54,6 +56,7 @@ from airflow_provider_cronofy.validation import (
     check_json_body,
     check_method,
     check_request_path,
+    normalise_agents,
     validate_item,
 )
 
@@ -364,6 +367,51 @@ class CronofyHook(BaseHook):
 
         request = lambda key: Request("DELETE", "/v1/meeting_agents", {"scheduling_key": key}, None, key)  # noqa: E731
         return PerItem(sender, request, read)
+
+    def schedule_meeting_agent(
+        self,
+        scheduling_key: str,
+        join_url: str,
+        join_time: str | datetime,
+        *,
+        on_behalf_of_attendee: Mapping[str, Any] | None = None,
+        subscriptions: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Schedule a Meeting Agent to join ``join_url`` at ``join_time``, cancellable by ``scheduling_key``.
+
+        Sends ``DELETE /v1/meeting_agents`` for the key, then ``POST /v1/meeting_agents``,
+        authorised by the connection's API key, so that the key never has two agents (see
+        :mod:`.scheduling`). The arguments are checked as
+        :func:`~airflow_provider_cronofy.validation.normalise_agents` checks a row.
+
+        :raises CronofyInputError: an argument is invalid (nothing is sent).
+        :raises CronofyConfigError: the connection has no API key (nothing is sent).
+        :raises CronofyAPIError: Cronofy refused, or its answer was lost after every retry (the
+            message says the agent's state is then unknown).
+        """
+        row: dict[str, Any] = {"scheduling_key": scheduling_key, "join_url": join_url, "join_time": join_time}
+        row.update(on_behalf_of_attendee=on_behalf_of_attendee, subscriptions=subscriptions)
+        (agent,) = normalise_agents([row], now=datetime.now(timezone.utc))
+        self.call(self.agent_scheduling_job(), agent)
+
+    def agent_scheduling(self, agents: Sequence[Mapping[str, Any]], report: Report | None = None) -> BulkRun:
+        """The bulk run scheduling ``agents`` (bodies checked by
+        :func:`~airflow_provider_cronofy.validation.normalise_agents`); :meth:`~.runner.BulkRun.run`
+        sends it. Each outcome is ``"scheduled"``. See :mod:`.scheduling`.
+
+        :raises CronofyConfigError: the connection has no API key (nothing is sent).
+        """
+        return self._bulk_run(agents, self.agent_scheduling_job(), 1, report or Report(log, "agent"))
+
+    def schedule_agents(self, agents: Sequence[Mapping[str, Any]]) -> RunResult:
+        """Schedule every agent of ``agents`` (see :meth:`agent_scheduling`); return the run's result."""
+        return self.agent_scheduling(agents).run()
+
+    def agent_scheduling_job(self) -> AgentScheduling:
+        """The runner's job scheduling agents, cancel then schedule (see :mod:`.scheduling`)."""
+        sender = self.sender("api_key")
+        sender.token()  # the API key, before anything is sent
+        return AgentScheduling(sender)
 
     def remove_meeting_agent_from_event(self, calendar_id: str, event_id: str) -> None:
         """Remove the Meeting Agent from an event, keeping the event.

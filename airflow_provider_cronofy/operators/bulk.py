@@ -28,8 +28,9 @@ from airflow_provider_cronofy.operators.deferral import (
     check_deferral_args,
     defer_for,
     fingerprint,
-    items_per_slot,
+    items_for,
     pacing_estimate_line,
+    slots_for,
 )
 from airflow_provider_cronofy.validation import check_bool, check_max_concurrency
 from airflow_provider_cronofy.wording import plural
@@ -194,6 +195,11 @@ class BulkOperator(BaseOperator):
         """The error's lines on ``failures`` (presented), one per cause (see :func:`~airflow_provider_cronofy.exceptions.cause_lines`)."""
         return cause_lines(failures)
 
+    def failure_fields(self, item: Any) -> dict[str, Any]:
+        """How a failed (presented) item reads in the ``failures`` XCom, before its status and reason."""
+        # An event of ``events`` is already a {"calendar_id", "event_id"} dict: its keys lead.
+        return dict(item) if isinstance(item, dict) else {"item": item}
+
     def after_segment(self, tally: Tally) -> None:
         """Called after each segment: a subclass may end the run (set ``tally.stopped``)."""
 
@@ -241,10 +247,9 @@ class BulkOperator(BaseOperator):
                 left = len(items) - start
                 budget = left
                 if self.deferrable or resume is not None:
-                    per_slot = items_per_slot(self.unit(hook))
-                    budget = min(
-                        left, hook.pacer.sends_before_wait(self.defer_after, -(-left // per_slot)) * per_slot
-                    )
+                    job = self.unit(hook)
+                    slots = hook.pacer.sends_before_wait(self.defer_after, slots_for(job, left))
+                    budget = min(left, items_for(job, slots))
                     if budget == 0:
                         self._defer(hook, tally, clock, list_fingerprint, name)
                 report = Report(self.log, noun, nouns, len(items), start, len(tally.failures))
@@ -378,7 +383,7 @@ class BulkOperator(BaseOperator):
             ti.xcom_push(key="partial_result", value=results)
             if isinstance(error, CronofyBulkError):
                 failures = [
-                    {**_failed_item(f.item), "status_code": f.status_code, "reason": f.reason}
+                    {**self.failure_fields(f.item), "status_code": f.status_code, "reason": f.reason}
                     for f in error.failures
                 ]
                 ti.xcom_push(key="failures", value=failures)
@@ -396,7 +401,7 @@ class BulkOperator(BaseOperator):
             "Dry run: nothing is sent. A real run would send %s, one %s each:", sends, self.dry_run_field
         )
         for line in shown:
-            self.log.info("Dry run: would cancel %s", line)
+            self.log.info("Dry run: would %s %s", self.dry_run_verb, line)
         if len(items) > DRY_RUN_ITEMS_LOGGED:
             self.log.info("Dry run: ... and %d more.", len(items) - DRY_RUN_ITEMS_LOGGED)
         estimate = pacing_estimate_line(
@@ -408,9 +413,10 @@ class BulkOperator(BaseOperator):
         )
         for note in [estimate, *notes]:
             self.log.info("Dry run: %s", note)
-        return {"would_cancel": [self.present(item) for item in items]}
+        return {f"would_{self.dry_run_verb}": [self.present(item) for item in items]}
 
     dry_run_field = "item"
+    dry_run_verb = "cancel"
 
     def show(self, item: Any) -> str:
         """An item in a dry run's line."""
@@ -419,8 +425,3 @@ class BulkOperator(BaseOperator):
 
 def _summary(results: Mapping[str, list[Any]]) -> str:
     return ", ".join(f"{len(v)} {k.replace('_', ' ')}" for k, v in results.items())
-
-
-def _failed_item(item: Any) -> dict[str, Any]:
-    # An event of ``events`` is already a {"calendar_id", "event_id"} dict: its keys lead.
-    return dict(item) if isinstance(item, dict) else {"item": item}

@@ -13,6 +13,7 @@ has the rationale.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ def check_deferral_args(deferrable: object, defer_after: object) -> float:
 def fingerprint(subject: str, items: Sequence[Any]) -> str:
     """``"<count>:<sha256 prefix>"`` of ``subject`` and ``items`` (length-prefixed, so unambiguous).
 
-    An item is a string, or a tuple of strings (``(calendar_id, event_id)``: every part counts).
+    An item is a string, a tuple of strings (``(calendar_id, event_id)``: every part counts) or
+    a dict (an agent's body: its JSON, keys sorted).
     """
     digest = hashlib.sha256()
     for text in (subject, *(part for item in items for part in _parts(item))):
@@ -68,6 +70,8 @@ def fingerprint(subject: str, items: Sequence[Any]) -> str:
 
 
 def _parts(item: Any) -> tuple[str, ...]:
+    if isinstance(item, dict):
+        return (json.dumps(item, sort_keys=True),)
     return tuple(item) if isinstance(item, tuple) else (item,)
 
 
@@ -245,12 +249,19 @@ def _undeltas_ms(deltas: Sequence[int]) -> list[float]:
     return out
 
 
-def items_per_slot(job: Any) -> int:
-    """How many items one pacer slot sends for the bulk ``job``: a batch of ``unit_size`` items
-    costs one slot, unless the connection counts batches per entry (``cost_per_entry``)."""
+def slots_for(job: Any, count: int) -> int:
+    """Pacer slots ``count`` items of the bulk ``job`` take: a batch of ``unit_size`` items costs
+    one slot (one per entry with ``cost_per_entry``), an item of ``requests_per_item`` requests that many."""
     if getattr(job, "cost_per_entry", False):
-        return 1
-    return unit_size(job)
+        return count
+    return -(-count // unit_size(job)) * getattr(job, "requests_per_item", 1)
+
+
+def items_for(job: Any, slots: int) -> int:
+    """How many items of the bulk ``job`` ``slots`` pacer slots send (see :func:`slots_for`)."""
+    if getattr(job, "cost_per_entry", False):
+        return slots
+    return slots // getattr(job, "requests_per_item", 1) * unit_size(job)
 
 
 def unit_size(job: Any) -> int:
@@ -263,21 +274,21 @@ def pacing_estimate_line(settings: Any, job: Any, count: int, *, deferrable: boo
 
     Computed, not sent (:func:`~airflow_provider_cronofy.hooks.pacing.estimate_pacing`): the
     requests (a batch carries ``job.unit_size`` events), the pacer slots they cost
-    (:func:`items_per_slot`), the windows of ``settings``, and with ``deferrable`` how many times
+    (:func:`slots_for`), the windows of ``settings``, and with ``deferrable`` how many times
     the run would defer after ``defer_after``.
     """
     from airflow_provider_cronofy.hooks.pacing import estimate_pacing
 
     per_second, per_minute = settings.rate_limit_per_second, settings.rate_limit_per_minute
     unit = unit_size(job)
-    requests = -(-count // unit)
+    requests = -(-count // unit) * getattr(job, "requests_per_item", 1)
     sent = plural(requests, "batch", "batches") if unit > 1 else plural(requests, "request")
     if not per_second and not per_minute:
         return (
             f"this connection's pacing is off (rate_limit_per_second and rate_limit_per_minute "
             f"are 0): the {sent} would go as fast as Cronofy answers them."
         )
-    slots = -(-count // items_per_slot(job))
+    slots = slots_for(job, count)
     if slots != requests:
         sent += f", counted as {plural(slots, 'request')} (batch_rate_cost=entries),"
     limits = ", ".join(

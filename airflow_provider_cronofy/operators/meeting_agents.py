@@ -1,6 +1,6 @@
-"""Operators that cancel Cronofy Meeting Agents from a DAG.
+"""Operators that schedule and cancel Cronofy Meeting Agents from a DAG.
 
-Both take one item or a list (typically an upstream task's XCom), check every argument before
+Each takes one item or a list (typically an upstream task's XCom), check every argument before
 the first request, send the list through the hook's bulk runner (one HTTP session, several
 requests in flight under the one pacer), log progress on long runs, and fail with one error
 listing every failed item after attempting all the others (see :mod:`.bulk`).
@@ -9,7 +9,9 @@ listing every failed item after attempting all the others (see :mod:`.bulk`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from airflow_provider_cronofy.exceptions import CronofyInputError, ItemFailure, cause_lines
 from airflow_provider_cronofy.operators.bulk import BulkOperator, Tally
@@ -17,6 +19,7 @@ from airflow_provider_cronofy.validation import (
     EventKey,
     calendar_path_segment,
     check_bool,
+    normalise_agents,
     normalise_events,
     normalise_items,
 )
@@ -353,3 +356,97 @@ class CancelIntegratedMeetingAgentOperator(BulkOperator):
             f"would_cancel lists every event given; a real run {outcome} (Cronofy answers 404)."
         )
         return self.log_dry_run(hook, events, sends, [unknowable])
+
+
+class ScheduleMeetingAgentOperator(BulkOperator):
+    """Schedule Meeting Agents to join meetings, each cancellable later by its ``scheduling_key``.
+
+    Sends, per agent, ``DELETE /v1/meeting_agents`` for its key and then ``POST
+    /v1/meeting_agents`` with ``scheduling_key``, ``join_url``, ``join_time`` (in UTC) and the
+    optional fields, authorised by the connection's API key, with up to ``max_concurrency``
+    agents in flight under the pacer. Cancelling first means a key never has two agents, whatever
+    Cronofy does with a repeated key and however often the task runs; an agent whose answer was
+    lost is retried as the same pair (see :mod:`airflow_provider_cronofy.hooks.scheduling`).
+
+    :param agents: a list of dicts (templated; an upstream task's XCom of warehouse rows is the
+        everyday case), each with ``scheduling_key``, ``join_url`` (``https://``), ``join_time``
+        (an ISO 8601 string with a zone, or an aware ``datetime``, in the future) and optionally
+        ``on_behalf_of_attendee`` (``{"email": ...}``) and ``subscriptions``. Other keys of a row
+        are ignored and never sent. Every entry is checked before the first request and each bad
+        one is named by position and field; a key given twice for the same meeting is sent once,
+        for two different meetings refused. An empty list sends nothing and succeeds.
+    :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
+    :param max_concurrency: agents in flight at once, 1 to 100; ``None`` (default) uses the
+        connection's ``max_concurrency`` extra, or the per-second rate limit.
+    :param dry_run: check the input and the connection as a real run would, log what would be
+        sent (two requests per agent) and an estimate of its pacing, and send nothing; the return
+        value is then ``{"would_schedule": [keys in input order]}``.
+    :param deferrable: free the worker slot while the run waits for the rate limit's next window.
+    :param defer_after: seconds (above 0, default 10): a deferrable run defers when its next
+        allowed send is further away than this.
+
+    :return: (the XCom) ``{"scheduled": [keys in input order]}``.
+    :raises CronofyInputError: an argument is invalid (nothing is sent).
+    :raises CronofyBulkError: some agents failed after retries; every other agent was attempted
+        (unless a 401/402/403/423 stopped the run: then a ``CronofyFatalBulkError``). What did
+        succeed is in the XCom ``partial_result`` (``{"scheduled": [...]}``); each failure in
+        the XCom ``failures`` (``{"scheduling_key", "status_code", "reason"}``); keys never sent
+        in ``not_attempted``. A key whose answer was lost is failed with its state unknown: it
+        has at most one agent; re-running the task settles it.
+    """
+
+    template_fields: Sequence[str] = ("agents", "cronofy_conn_id")
+    template_fields_renderers = {"agents": "json"}  # noqa: RUF012 - as BaseOperator declares it
+    outcome_names = ("scheduled",)
+    dry_run_field = "scheduling_key"
+    dry_run_verb = "schedule"
+
+    def __init__(self, *, agents: Sequence[Mapping[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.agents = agents
+
+    def noun(self) -> tuple[str, str | None]:
+        return "agent", None
+
+    def subject(self) -> str:
+        return "agents"
+
+    def present(self, item: Mapping[str, Any]) -> Any:
+        return item["scheduling_key"]
+
+    def failure_fields(self, item: Any) -> dict[str, Any]:
+        return {"scheduling_key": item}
+
+    def show(self, item: Mapping[str, Any]) -> str:
+        # The join_url's path and query may hold the meeting's passcode: the host only.
+        host = urlsplit(item["join_url"]).hostname
+        return f"scheduling_key={item['scheduling_key']!r} join_time={item['join_time']} join_url=https://{host}/..."
+
+    def unit(self, hook: CronofyHook) -> Any:
+        return hook.agent_scheduling_job()
+
+    def start(self, hook: CronofyHook, items: Sequence[Any], tally: Tally, report: Report) -> BulkRun:
+        return hook.agent_scheduling(items, report)
+
+    def execute(self, context: Any, resume: Mapping[str, Any] | None = None) -> dict[str, list[Any]]:
+        """Schedule every agent; return ``{"scheduled": [keys]}``.
+
+        ``resume`` is the state a deferred run carries (see :meth:`execute_complete`).
+        """
+        dry_run = self.check_shared_arguments()
+        # A resumed run checks the list against the carried fingerprint, not against the clock.
+        now = datetime.fromtimestamp(0, timezone.utc) if resume is not None else datetime.now(timezone.utc)
+        agents = normalise_agents(self.agents, now=now)
+        if not agents and not dry_run:
+            self.log.info("No agents given: nothing to schedule.")
+            return {"scheduled": []}
+        with self.hook() as hook:
+            hook.validate()  # the connection, before the first request
+            hook.require_api_key()
+            if dry_run:
+                sends = (
+                    f"DELETE then POST {hook.base_url}/v1/meeting_agents for {plural(len(agents), 'agent')} "
+                    "(its key cancelled first, so that it never has two agents)"
+                )
+                return self.log_dry_run(hook, agents, sends, [])
+            return self.send_all(context, hook, agents, resume)

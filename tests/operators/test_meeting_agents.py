@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from airflow_provider_cronofy._compat import TaskDeferred
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyConfigError, CronofyInputError
 from airflow_provider_cronofy.hooks import runner
 from airflow_provider_cronofy.operators.meeting_agents import (
@@ -360,3 +361,132 @@ def test_a_bulk_run_with_only_transient_failures_keeps_airflow_retries(requests_
     assert not isinstance(info.value, AirflowFailException)
     assert not info.value.fatal
     assert info.value.results["cancelled"] == ["k1", "k3"]
+
+
+# ---------------------------------------------------------------- ScheduleMeetingAgentOperator
+
+
+def agent_rows(count, join_time="2031-05-01T10:00:00Z"):
+    return [
+        {
+            "scheduling_key": f"s-{i}",
+            "join_url": f"https://meet.example.com/s-{i}?pwd=p{i}",
+            "join_time": join_time,
+        }
+        for i in range(count)
+    ]
+
+
+def schedule_op(agents, **kwargs):
+    from airflow_provider_cronofy.operators.meeting_agents import ScheduleMeetingAgentOperator
+
+    return ScheduleMeetingAgentOperator(task_id="schedule", agents=agents, **kwargs)
+
+
+def test_schedule_sends_the_pair_per_agent_and_returns_keys_in_input_order(requests_mock, set_connection):
+    set_connection()
+    requests_mock.delete(AGENTS, status_code=202)
+    requests_mock.post(AGENTS, status_code=202)
+    rows = agent_rows(3)
+    rows[1]["status"] = "confirmed"  # a warehouse column: never sent
+    assert schedule_op(rows).execute({}) == {"scheduled": ["s-0", "s-1", "s-2"]}
+    posts = [r.json() for r in requests_mock.request_history if r.method == "POST"]
+    assert sorted(p["scheduling_key"] for p in posts) == ["s-0", "s-1", "s-2"]
+    assert all(set(p) == {"scheduling_key", "join_url", "join_time"} for p in posts)
+
+
+@pytest.mark.parametrize(
+    ("agents", "message"),
+    [
+        (
+            [{"scheduling_key": "a", "join_url": "http://x.com/a", "join_time": "2031-01-01T00:00:00Z"}],
+            r"agents\[0\]\.join_url",
+        ),
+        (
+            [{"scheduling_key": "a", "join_url": "https://x.com/a", "join_time": "2031-01-01T00:00:00"}],
+            r"agents\[0\]\.join_time",
+        ),
+        (
+            [{"scheduling_key": "a", "join_url": "https://x.com/a", "join_time": "2001-01-01T00:00:00Z"}],
+            r"agents\[0\]\.join_time",
+        ),
+        (
+            [{"scheduling_key": "", "join_url": "https://x.com/a", "join_time": "2031-01-01T00:00:00Z"}],
+            r"agents\[0\]\.scheduling_key",
+        ),
+        (["not a dict"], r"agents\[0\]"),
+        ("a string", "list"),
+    ],
+)
+def test_schedule_bad_input_sends_nothing(requests_mock, set_connection, agents, message):
+    set_connection()
+    with pytest.raises(CronofyInputError, match=message):
+        schedule_op(agents).execute({})
+    assert requests_mock.request_history == []
+
+
+def test_schedule_one_key_for_two_meetings_is_refused_and_identical_rows_sent_once(
+    requests_mock, set_connection
+):
+    set_connection()
+    requests_mock.delete(AGENTS, status_code=202)
+    requests_mock.post(AGENTS, status_code=202)
+    conflicting = [agent_rows(1)[0], {**agent_rows(1)[0], "join_url": "https://meet.example.com/other"}]
+    with pytest.raises(CronofyInputError, match=r"agents\[0\].*agents\[1\]|agents\[1\].*agents\[0\]"):
+        schedule_op(conflicting).execute({})
+    assert requests_mock.request_history == []
+    assert schedule_op(agent_rows(1) * 2).execute({}) == {"scheduled": ["s-0"]}
+    assert [r.method for r in requests_mock.request_history] == ["DELETE", "POST"]
+
+
+def test_schedule_partial_failure_pushes_what_succeeded_and_each_failure(requests_mock, set_connection):
+    set_connection()
+    requests_mock.delete(AGENTS, status_code=202)
+
+    def post(request, context):
+        context.status_code = 422 if request.json()["scheduling_key"] == "s-1" else 202
+        return '{"errors": {"join_url": [{"key": "errors.invalid", "description": "not a meeting"}]}}'
+
+    requests_mock.post(AGENTS, text=post)
+    ti = FakeTI()
+    with pytest.raises(CronofyBulkError) as info:
+        schedule_op(agent_rows(3)).execute({"ti": ti})
+    assert info.value.results == {"scheduled": ["s-0", "s-2"]}
+    assert ti.pushed["partial_result"] == {"scheduled": ["s-0", "s-2"]}
+    (failure,) = ti.pushed["failures"]
+    assert failure["scheduling_key"] == "s-1" and failure["status_code"] == 422
+    assert "not a meeting" in failure["reason"]
+    assert "1 of 3 agents failed (2 scheduled)" in str(info.value)
+
+
+def test_schedule_empty_list_sends_nothing(requests_mock, set_connection):
+    set_connection()
+    assert schedule_op([]).execute({}) == {"scheduled": []}
+    assert requests_mock.request_history == []
+
+
+def test_schedule_dry_run_sends_nothing_and_logs_no_passcode(requests_mock, set_connection, caplog, capsys):
+    set_connection()
+    with caplog.at_level(logging.INFO):
+        assert schedule_op(agent_rows(2), dry_run=True).execute({}) == {"would_schedule": ["s-0", "s-1"]}
+    text = caplog.text + capsys.readouterr().out  # stdlib logging on Airflow 2, structlog on 3
+    assert requests_mock.request_history == []
+    assert "would schedule scheduling_key='s-0'" in text
+    assert "DELETE then POST https://api.cronofy.com/v1/meeting_agents for 2 agents" in text
+    assert "pwd=" not in text
+
+
+def test_schedule_defers_by_two_slots_per_agent(requests_mock, set_connection, monkeypatch):
+    from airflow_provider_cronofy.hooks import pacing
+
+    monkeypatch.setattr(pacing, "_shared", {})
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=5)
+    requests_mock.delete(AGENTS, status_code=202)
+    requests_mock.post(AGENTS, status_code=202)
+    with pytest.raises(TaskDeferred) as info:
+        schedule_op(agent_rows(4), deferrable=True).execute({"ti": FakeTI()})
+    # Five slots a minute hold two whole pairs: the third agent waits for the next window.
+    assert [r.method for r in requests_mock.request_history] == ["DELETE", "POST"] * 2
+    carried = info.value.kwargs["resume"]
+    assert carried["position"] == 2
+    assert not any("s-0" in str(value) for value in carried.values())

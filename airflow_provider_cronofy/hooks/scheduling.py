@@ -1,0 +1,121 @@
+"""Scheduling a Meeting Agent so that a scheduling key never has two: cancel, then schedule.
+
+Cronofy does not say what a repeated ``scheduling_key`` does (replace the agent, add a second
+one, or refuse), and a ``POST /v1/meeting_agents`` whose answer was lost (a 5xx, a read timeout,
+a dropped connection) may have created the agent. So :class:`AgentScheduling`, the runner's job,
+schedules each agent as a pair: ``DELETE /v1/meeting_agents`` by its key (idempotent: every agent
+of the key is cancelled, none is fine), then the ``POST``. Whatever Cronofy does with a repeated
+key, a key then has at most one live agent: the one this ``POST`` created.
+
+Any retryable failure of either request retries the whole pair (the ``DELETE`` first clears what
+a lost ``POST`` may have created). A key whose retries are spent on a lost answer is reported
+failed with its state unknown: at most one agent, perhaps none; re-running the task settles it.
+A task retry or a re-run of the DAG sends the pair again: still one agent per key.
+docs/howto/scheduling.md has the reasoning.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from airflow_provider_cronofy.exceptions import CronofyAPIError
+from airflow_provider_cronofy.hooks.connection_errors import transport_failure
+from airflow_provider_cronofy.hooks.tokens import Sender
+from airflow_provider_cronofy.hooks.transport import NotSent, Request, RetryLater
+
+UNKNOWN_STATE = (
+    "the answer to scheduling it was lost ({cause}), so Cronofy may or may not have created the "
+    "agent: at most one exists for the key. Re-run the task (it cancels the key before it "
+    "schedules, so it never makes a second), or cancel the key."
+)
+
+
+def cancellation_request(key: str) -> Request:
+    """``DELETE /v1/meeting_agents`` for ``key``: cancels every agent of the key."""
+    return Request("DELETE", "/v1/meeting_agents", {"scheduling_key": key}, None, key)
+
+
+class AgentScheduling:
+    """The runner's job scheduling agents (the bodies of
+    :func:`~airflow_provider_cronofy.validation.normalise_agents`), two requests each: see the
+    module docstring. A result is ``"scheduled"`` or the agent's error.
+    """
+
+    unit_size = 1
+    requests_per_item = 2
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    def __call__(self, items: list[dict[str, Any]], stop: threading.Event) -> list[Any]:
+        (agent,) = items
+        key = agent["scheduling_key"]
+        try:
+            cancelled = self.sender.send(cancellation_request(key), 1, stop)
+        except RetryLater as retry:
+            return [PairRetry.of(retry, self.sender, scheduling=False)]
+        except Exception as error:  # NotSent, a fatal error: nothing was scheduled
+            return [error]
+        if not (200 <= cancelled.status < 300 or cancelled.status == 404):
+            return [self.sender.error(cancelled, key)]
+        try:
+            reply = self.sender.send(Request("POST", "/v1/meeting_agents", agent, None, key), 1, stop)
+        except NotSent:
+            return [_stopped_between(key)]
+        except RetryLater as retry:
+            # Retried as a pair: the DELETE first cancels whatever this POST may have created.
+            return [PairRetry.of(retry, self.sender, scheduling=True)]
+        except Exception as error:
+            return [error]
+        if 200 <= reply.status < 300:
+            return ["scheduled"]
+        return [self.sender.error(reply, key)]
+
+
+class PairRetry(RetryLater):
+    """A retry of an agent's cancel-then-schedule pair; once its retries are spent,
+    :meth:`give_up` says whether an agent may exist (its state is unknown) or surely does not."""
+
+    sender: Sender
+    scheduling: bool
+
+    @classmethod
+    def of(cls, retry: RetryLater, sender: Sender, *, scheduling: bool) -> PairRetry:
+        """``retry`` (of the DELETE, or of the POST when ``scheduling``) as a retry of the pair."""
+        pair = cls(retry.reply, retry.error, what=retry.what, summary=retry.summary)
+        pair.detail, pair.item, pair.sender, pair.scheduling = retry.detail, retry.item, sender, scheduling
+        return pair
+
+    def give_up(self, attempts: int) -> BaseException:
+        key = self.item
+        if self.scheduling:
+            # This attempt's DELETE cleared the earlier attempts'; its POST was refused before Cronofy
+            # acted (429 on arrival) or never left: no agent exists.
+            refused = self.reply.status == 429 if self.reply is not None else not may_have_left(self.error)
+        else:
+            refused = attempts == 1  # only this DELETE was sent: nothing was ever scheduled
+        if refused:
+            if self.reply is not None:
+                return self.sender.error(self.reply._replace(attempts=attempts), key)
+            return super().give_up(attempts)
+        cause = f"{self.describe()} after {attempts} attempt(s)"
+        status = self.reply.status if self.reply is not None else None
+        return CronofyAPIError(UNKNOWN_STATE.format(cause=cause), status_code=status, item=key)
+
+
+def may_have_left(error: BaseException | None) -> bool:
+    """Whether a request that failed with the transport ``error`` may have reached Cronofy."""
+    return error is None or transport_failure(error).kind not in NEVER_LEFT
+
+
+NEVER_LEFT = frozenset({"refused", "name", "connect_timeout", "proxy", "connect"})
+"""Transport failures of a request that never reached Cronofy (no connection was made)."""
+
+
+def _stopped_between(key: str) -> CronofyAPIError:
+    return CronofyAPIError(
+        "not scheduled: its key was cancelled (any earlier agent of it too), then the run stopped "
+        "before the agent was scheduled. Re-run the task to schedule it.",
+        item=key,
+    )
