@@ -276,7 +276,7 @@ def _left_behind(key: str) -> str:
 
 def _repeated_key_step(hook: Any, run: str, start: datetime, report: Report) -> None:
     """Schedule one key twice, cancel it until it is gone, and report what Cronofy did."""
-    from airflow_provider_cronofy.validation import normalise_agents
+    from airflow_provider_cronofy.agent_rows import normalise_agents
 
     key = f"{PREFIX}{run}"
     row = {"scheduling_key": key, "join_url": f"https://meet.example.com/{PREFIX}{run}", "join_time": start}

@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from airflow_provider_cronofy._compat import BaseHook, mask_secret
+from airflow_provider_cronofy.agent_rows import normalise_agents
 from airflow_provider_cronofy.exceptions import (
     CronofyAPIError,
     CronofyConfigError,
@@ -56,7 +57,6 @@ from airflow_provider_cronofy.validation import (
     check_json_body,
     check_method,
     check_request_path,
-    normalise_agents,
     validate_item,
 )
 
@@ -382,7 +382,7 @@ class CronofyHook(BaseHook):
         Sends ``DELETE /v1/meeting_agents`` for the key, then ``POST /v1/meeting_agents``,
         authorised by the connection's API key, so that the key never has two agents (see
         :mod:`.scheduling`). The arguments are checked as
-        :func:`~airflow_provider_cronofy.validation.normalise_agents` checks a row.
+        :func:`~airflow_provider_cronofy.agent_rows.normalise_agents` checks a row.
 
         :raises CronofyInputError: an argument is invalid (nothing is sent).
         :raises CronofyConfigError: the connection has no API key (nothing is sent).
@@ -396,7 +396,7 @@ class CronofyHook(BaseHook):
 
     def agent_scheduling(self, agents: Sequence[Mapping[str, Any]], report: Report | None = None) -> BulkRun:
         """The bulk run scheduling ``agents`` (bodies checked by
-        :func:`~airflow_provider_cronofy.validation.normalise_agents`); :meth:`~.runner.BulkRun.run`
+        :func:`~airflow_provider_cronofy.agent_rows.normalise_agents`); :meth:`~.runner.BulkRun.run`
         sends it. Each outcome is ``"scheduled"``. See :mod:`.scheduling`.
 
         :raises CronofyConfigError: the connection has no API key (nothing is sent).

@@ -38,7 +38,7 @@ def cancellation_request(key: str) -> Request:
 
 class AgentScheduling:
     """The runner's job scheduling agents (the bodies of
-    :func:`~airflow_provider_cronofy.validation.normalise_agents`), two requests each: see the
+    :func:`~airflow_provider_cronofy.agent_rows.normalise_agents`), two requests each: see the
     module docstring. A result is ``"scheduled"`` or the agent's error.
     """
 

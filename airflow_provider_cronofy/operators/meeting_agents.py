@@ -13,13 +13,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_cronofy.agent_rows import normalise_agents
 from airflow_provider_cronofy.exceptions import CronofyInputError, ItemFailure, cause_lines
 from airflow_provider_cronofy.operators.bulk import BulkOperator, Tally
 from airflow_provider_cronofy.validation import (
     EventKey,
     calendar_path_segment,
     check_bool,
-    normalise_agents,
     normalise_events,
     normalise_items,
 )
