@@ -118,7 +118,7 @@ def test_rendered_template_fields_hold_no_secret(set_connection):
 
 
 def test_refreshed_tokens_are_registered_with_the_masker(set_connection, requests_mock, monkeypatch):
-    import airflow_provider_cronofy.hooks.cronofy as hook_module
+    import airflow_provider_cronofy.hooks.connection as hook_module
     import airflow_provider_cronofy.hooks.tokens as tokens_module
 
     masked: list[str] = []

@@ -22,6 +22,7 @@ from typing import Any
 from airflow_provider_cronofy.exceptions import CronofyAPIError
 from airflow_provider_cronofy.hooks import error_messages
 from airflow_provider_cronofy.hooks.runner import NotSentFailure
+from airflow_provider_cronofy.hooks.settings import CronofySettings
 from airflow_provider_cronofy.hooks.tokens import Sender
 from airflow_provider_cronofy.hooks.transport import RETRYABLE_STATUSES, Reply, Request, RetryLater
 from airflow_provider_cronofy.validation import calendar_path_segment
@@ -210,3 +211,26 @@ def _entry_answers(body: bytes, count: int) -> list[tuple[int, Any]] | None:
             return None
         result.append((status, answer.get("data")))
     return result
+
+
+def event_cancellation_job(
+    sender: Sender,
+    settings: CronofySettings,
+    *,
+    delete_event: bool,
+    use_batch: bool,
+    unknown_calendars: Iterable[str] = (),
+) -> EventCancellation:
+    """The job for a connection's ``settings``: a batch counts as one request against the pacer,
+    or as one per entry when ``batch_rate_cost`` is ``entries`` (then it holds no more entries
+    than the smallest rate limit)."""
+    per_entry = settings.batch_rate_cost == "entries"
+    limits = [limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit]
+    return EventCancellation(
+        sender,
+        delete_event=delete_event,
+        use_batch=use_batch,
+        unit_size=min([BATCH_MAX_ENTRIES, *limits]) if per_entry else BATCH_MAX_ENTRIES,
+        cost_per_entry=per_entry,
+        unknown_calendars=unknown_calendars,
+    )

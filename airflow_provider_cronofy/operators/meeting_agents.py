@@ -366,7 +366,7 @@ class ScheduleMeetingAgentOperator(BulkOperator):
     optional fields, authorised by the connection's API key, with up to ``max_concurrency``
     agents in flight under the pacer. Cancelling first means a key never has two agents, whatever
     Cronofy does with a repeated key and however often the task runs; an agent whose answer was
-    lost is retried as the same pair (see :mod:`airflow_provider_cronofy.hooks.scheduling`).
+    lost is retried as the same pair (see :mod:`airflow_provider_cronofy.hooks.meeting_agents`).
 
     :param agents: a list of dicts (templated; an upstream task's XCom of warehouse rows is the
         everyday case), each with ``scheduling_key``, ``join_url`` (``https://``), ``join_time``

@@ -1,4 +1,8 @@
-"""Scheduling a Meeting Agent so that a scheduling key never has two: cancel, then schedule.
+"""The Meeting Agent calls by scheduling key, authorised by the API key: the runner's jobs.
+
+:class:`ScheduledCancellation` cancels: ``DELETE /v1/meeting_agents`` by key (202: cancelled;
+404: no such agent). :class:`AgentScheduling` schedules so that a scheduling key never has two
+agents: cancel, then schedule.
 
 Cronofy does not say what a repeated ``scheduling_key`` does (replace the agent, add a second
 one, or refuse), and a ``POST /v1/meeting_agents`` whose answer was lost (a 5xx, a read timeout,
@@ -21,8 +25,9 @@ from typing import Any
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError
 from airflow_provider_cronofy.hooks.connection_errors import transport_failure
+from airflow_provider_cronofy.hooks.runner import PerItem
 from airflow_provider_cronofy.hooks.tokens import Sender
-from airflow_provider_cronofy.hooks.transport import NotSent, Request, RetryLater
+from airflow_provider_cronofy.hooks.transport import NotSent, Reply, Request, RetryLater
 
 UNKNOWN_STATE = (
     "the answer to scheduling it was lost ({cause}), so Cronofy may or may not have created the "
@@ -34,6 +39,19 @@ UNKNOWN_STATE = (
 def cancellation_request(key: str) -> Request:
     """``DELETE /v1/meeting_agents`` for ``key``: cancels every agent of the key."""
     return Request("DELETE", "/v1/meeting_agents", {"scheduling_key": key}, None, key)
+
+
+class ScheduledCancellation(PerItem):
+    """The runner's job cancelling agents by key: ``"cancelled"`` (2xx), ``"not_found"`` (404)
+    or the key's error."""
+
+    def __init__(self, sender: Sender) -> None:
+        super().__init__(sender, cancellation_request, self._outcome)
+
+    def _outcome(self, reply: Reply, key: str) -> Any:
+        if reply.status == 404:
+            return "not_found"
+        return "cancelled" if 200 <= reply.status < 300 else self.sender.error(reply, key)
 
 
 class AgentScheduling:

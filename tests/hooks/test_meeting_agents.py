@@ -1,4 +1,4 @@
-"""Scheduling agents, cancel then schedule (hooks/scheduling.py), over requests-mock: the pair's
+"""Scheduling agents, cancel then schedule (hooks/meeting_agents.py), over requests-mock: the pair's
 requests, what a spent retry says about the agent's state, and the hook's one-agent method."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import requests
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyFatalAPIError, CronofyInputError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.hooks.scheduling import PairRetry, may_have_left
+from airflow_provider_cronofy.hooks.meeting_agents import PairRetry, may_have_left
 from airflow_provider_cronofy.hooks.transport import NotSent, RetryLater
 from tests.conftest import API_KEY
 
