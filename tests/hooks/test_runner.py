@@ -1,6 +1,8 @@
-"""The bulk engine under concurrency: order, one outcome per item, fatal stop bounded by the
-in-flight set, one token refresh per expiry, no send after an interruption; and, over real HTTP
-against the emulator, a stop while paced sends nothing that was waiting for a slot.
+"""The bulk runner (hooks/runner.py) under concurrency: order, one outcome per item, fatal stop
+bounded by the in-flight set, one token refresh per expiry, no send after an interruption; and,
+over real HTTP against the emulator, a stop while paced sends nothing that was waiting for a slot.
+Then BulkRun on its own, with jobs that answer without HTTP: retries re-queued, results of a
+stopped run, a job's bug or interruption.
 
 requests-mock serialises every send behind one global lock, so the tests that need requests to
 overlap answer at the requests adapter instead (``fake_api``): the last layer before the socket.
@@ -26,7 +28,7 @@ from requests.structures import CaseInsensitiveDict
 from airflow_provider_cronofy._compat import AirflowFailException
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyFatalBulkError, CronofyInputError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.hooks.engine import RunGate
+from airflow_provider_cronofy.hooks.runner import BulkRun
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
     CancelScheduledMeetingAgentOperator,
@@ -120,18 +122,30 @@ def _conn(set_connection):
     set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=0)
 
 
+class ObservedStop(threading.Event):
+    """A run's stop event that also sets ``seen`` when it is set."""
+
+    def __init__(self, seen: threading.Event) -> None:
+        super().__init__()
+        self._seen = seen
+
+    def set(self) -> None:
+        super().set()
+        self._seen.set()
+
+
 @pytest.fixture
-def gate_closed(monkeypatch):
-    """An event set the moment a bulk run closes its send gate (a fatal error, an interruption)."""
-    closed = threading.Event()
-    original = RunGate.close
+def run_stopped(monkeypatch):
+    """An event set the moment a bulk run sets its stop event (a fatal error, an interruption)."""
+    stopped = threading.Event()
+    original = BulkRun.__init__
 
-    def close(self):
-        original(self)
-        closed.set()
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.stop = ObservedStop(stopped)
 
-    monkeypatch.setattr(RunGate, "close", close)
-    return closed
+    monkeypatch.setattr(BulkRun, "__init__", init)
+    return stopped
 
 
 # ---------------------------------------------------------------- order and outcomes
@@ -217,7 +231,7 @@ def test_a_retried_item_does_not_hold_up_the_others(fake_api, no_sleep):
 
 
 @pytest.mark.parametrize("status", [401, 403, 423])
-def test_fatal_stop_is_bounded_by_the_in_flight_set(fake_api, gate_closed, status):
+def test_fatal_stop_is_bounded_by_the_in_flight_set(fake_api, run_stopped, status):
     concurrency = 4
     keys = [f"k{i}" for i in range(40)]
     in_flight = threading.Barrier(concurrency)
@@ -228,7 +242,7 @@ def test_fatal_stop_is_bounded_by_the_in_flight_set(fake_api, gate_closed, statu
         if key == "k0":
             context.status_code = status
         else:
-            gate_closed.wait(timeout=10)  # the others finish only after the run stopped
+            run_stopped.wait(timeout=10)  # the others finish only after the run stopped
             context.status_code = 202
         return ""
 
@@ -315,7 +329,7 @@ class Interrupted(BaseException):
     """Stands for AirflowTaskTimeout: raised in the main thread by a signal handler."""
 
 
-def test_no_send_after_an_interruption_and_partial_result_kept(fake_api, gate_closed):
+def test_no_send_after_an_interruption_and_partial_result_kept(fake_api, run_stopped):
     concurrency = 4
     keys = [f"k{i}" for i in range(100)]
     blocked = threading.Semaphore(0)
@@ -342,7 +356,7 @@ def test_no_send_after_an_interruption_and_partial_result_kept(fake_api, gate_cl
             if counts["blocked"] == concurrency:
                 # Four requests in flight: execution_timeout fires in the main thread now.
                 signal.pthread_kill(main, signal.SIGUSR1)
-        gate_closed.wait(timeout=10)
+        run_stopped.wait(timeout=10)
         blocked.release()
         context.status_code = 202
         return ""
