@@ -24,7 +24,7 @@ def transport() -> Transport:
 
 def tokens() -> AccessTokens:
     return AccessTokens(
-        Credentials("api-key-1234", "old-access", "client", "refresh-5678"), "cronofy_default", str
+        Credentials("api-key-1234", "old-access", "client", "refresh-5678"), "cronofy_default"
     )
 
 
@@ -60,17 +60,17 @@ def test_a_stop_ends_a_refresh_sitting_out_its_back_off_and_wakes_its_waiters(re
     # The refresh holds the single-flight lock while it retries; a back-off slept under that lock
     # would keep the run's other workers (waiting for the token) past a stop, for up to a
     # Retry-After. A stop must end the back-off, and nothing waiting may be sent after it.
-    from airflow_provider_cronofy.hooks.engine import NotSent, RunGate
+    from airflow_provider_cronofy.hooks.transport import NotSent
 
     requests_mock.post(f"{BASE}/oauth/token", status_code=503, headers={"Retry-After": "60"})
     settings = CronofySettings(BASE, "us", (1.0, 1.0), 3, 0, 0)
     sender = Transport(settings, RequestPacer([]), RetryPolicy(max_retries=3), open_session(BASE, 4))
-    state, run = tokens(), RunGate()
+    state, stop = tokens(), threading.Event()
     outcomes: list[object] = []
 
     def meet_401():
         try:
-            state.after_401("old-access", sender, WHERE, run.unit())
+            state.after_401("old-access", sender, WHERE, stop)
             outcomes.append("refreshed")
         except NotSent:
             outcomes.append("not sent")
@@ -81,7 +81,7 @@ def test_a_stop_ends_a_refresh_sitting_out_its_back_off_and_wakes_its_waiters(re
     while requests_mock.call_count == 0:  # the refresh met its 503 and sits out Retry-After: 60
         threading.Event().wait(0.01)
     threading.Event().wait(0.2)
-    run.close()
+    stop.set()
     for thread in threads:
         thread.join(5)
     assert not any(thread.is_alive() for thread in threads), "a stop left a thread waiting"
