@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 import signal
 import threading
@@ -26,9 +27,16 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from airflow_provider_cronofy._compat import AirflowFailException
-from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyFatalBulkError, CronofyInputError
+from airflow_provider_cronofy.exceptions import (
+    CronofyBulkError,
+    CronofyFatalAPIError,
+    CronofyFatalBulkError,
+    CronofyInputError,
+    ItemFailure,
+)
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.hooks.runner import BulkRun
+from airflow_provider_cronofy.hooks.runner import PROGRESS_EVERY_SECONDS, BulkRun, Report, RunSettings
+from airflow_provider_cronofy.hooks.transport import NotSent, Reply, RetryLater, RetryPolicy
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
     CancelScheduledMeetingAgentOperator,
@@ -485,3 +493,140 @@ def test_a_401_while_paced_sends_no_request_that_was_waiting_for_a_slot(monkeypa
         assert len(error.failures) == len(emulator.requests)
         assert len(error.not_attempted) == 30 - len(emulator.requests)
         assert all(agent["status"] != "cancelled" for agent in emulator.scheduled_agents.values())
+
+
+# ---------------------------------------------------------------- BulkRun on its own
+# Jobs answering without HTTP, on a clock that only the jobs and the run's sleep move: no test
+# waits out a back-off.
+
+
+class FakeTime:
+    """A monotonic clock that moves only when told; ``sleep`` moves it (and records the wait)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+
+def bulk_run(items, job, fake_time, *, max_concurrency=1, unit_size=1, max_retries=5, log=None):
+    settings = RunSettings(
+        max_concurrency=max_concurrency,
+        policy=RetryPolicy(max_retries=max_retries),
+        unit_size=unit_size,
+        clock=fake_time,
+        sleep=fake_time.sleep,
+    )
+    return BulkRun(items, job, settings, Report(log or logging.getLogger(__name__), "key"))
+
+
+def busy(seconds: str = "5") -> RetryLater:
+    return RetryLater(Reply(503, {"Retry-After": seconds}, b""), what="DELETE /v1/meeting_agents")
+
+
+def test_a_due_retry_goes_first_in_the_next_unit_and_fresh_items_fill_it():
+    fake_time = FakeTime()
+    units: list[list[str]] = []
+
+    def job(items, stop):
+        units.append(list(items))
+        fake_time.advance(5)  # each unit takes five seconds: the retry is due after the second
+        return [busy() if item == "i0" and len(units) == 1 else "ok" for item in items]
+
+    items = [f"i{n}" for n in range(8)]
+    run = bulk_run(items, job, fake_time, unit_size=3)
+    result = run.run()
+    assert units == [["i0", "i1", "i2"], ["i3", "i4", "i5"], ["i0", "i6", "i7"]]
+    assert result.outcomes == ["ok"] * 8 and result.failures == {} and run.retries == 1
+    assert fake_time.slept == []  # a unit was always in flight: nothing to sit out
+
+
+def test_a_fatal_error_stops_the_run_waiting_retries_fail_and_the_rest_is_not_attempted():
+    fake_time = FakeTime()
+    sent: list[str] = []
+
+    def job(items, stop):
+        (item,) = items
+        sent.append(item)
+        if item == "k0":
+            return [busy("100")]
+        if item == "k1":
+            return [CronofyFatalAPIError("Cronofy answered 401.", status_code=401, item=item, fatal=True)]
+        return ["cancelled"]
+
+    run = bulk_run([f"k{n}" for n in range(5)], job, fake_time)
+    result = run.run()
+    assert sent == ["k0", "k1"]  # k0's retry was not sent after the stop either
+    assert result.stopped and run.stop.is_set()
+    assert result.not_attempted == [2, 3, 4]
+    assert result.outcomes == [None] * 5
+    assert (result.failures[0].status_code, result.failures[0].sent) == (503, True)
+    assert "gave up after 1 attempt(s)" in result.failures[0].reason
+    assert result.failures[1].status_code == 401
+    assert fake_time.slept == []  # the stop ended the run: nobody sat out k0's Retry-After
+
+
+def test_not_sent_is_not_attempted_unless_the_item_was_sent_before():
+    fake_time = FakeTime()
+    calls: dict[str, int] = {}
+
+    def job(items, stop):
+        (item,) = items
+        calls[item] = calls.get(item, 0) + 1
+        if item == "retried" and calls[item] == 1:
+            return [busy("1")]
+        return [NotSent()]  # as a send finding the run stopped answers
+
+    result = bulk_run(["retried", "fresh"], job, fake_time).run()
+    assert result.not_attempted == [1]
+    (failure,) = result.failures.values()
+    assert isinstance(failure, ItemFailure) and failure.item == "retried"
+    assert failure.sent is True  # it was sent once, just not retried
+    assert failure.reason.startswith("Sent, but not finished")
+    assert fake_time.slept == [1.0]  # the one wait: for the retry, when nothing else was in flight
+
+
+def test_a_job_bug_fails_its_own_items_only_and_named_by_its_class():
+    fake_time = FakeTime()
+
+    def job(items, stop):
+        if items == ["short"]:
+            return []  # one result too few: must not shift results onto other items
+        if items == ["boom"]:
+            raise ValueError("no such thing")
+        return ["ok"]
+
+    result = bulk_run(["a", "short", "b", "boom", "c"], job, fake_time, max_concurrency=3).run()
+    assert result.outcomes == ["ok", None, "ok", None, "ok"]
+    assert result.failures[1].reason == "RuntimeError: the job answered 0 results for 1 items"
+    assert result.failures[3].reason == "ValueError: no such thing"
+    assert not result.stopped and result.not_attempted == []
+
+
+def test_a_progress_line_every_ten_seconds_of_the_run(caplog):
+    fake_time = FakeTime()
+
+    def job(items, stop):
+        fake_time.advance(4)
+        return ["ok"]
+
+    with caplog.at_level(logging.INFO, logger="runner-progress"):
+        bulk_run([f"k{n}" for n in range(10)], job, fake_time, log=logging.getLogger("runner-progress")).run()
+    assert PROGRESS_EVERY_SECONDS == 10.0
+    lines = [r.getMessage() for r in caplog.records if r.name == "runner-progress"]
+    assert lines == [
+        "Progress: 3/10 keys done, 0 failed, 0.2/s.",
+        "Progress: 6/10 keys done, 0 failed, 0.2/s.",
+        "Progress: 9/10 keys done, 0 failed, 0.2/s.",
+    ]
