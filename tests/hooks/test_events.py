@@ -1,19 +1,22 @@
 """The event calls (hooks/events.py): integrated cancellations through POST /v1/batch (entry
 mapping, whole-batch failures, 50-entry batches, token refresh, pacing cost) over requests-mock,
-then over HTTP against the emulator; then EventCancellationJob on its own across calendars."""
+then over HTTP against the emulator; then EventCancellation on its own across calendars, and a 404
+failing only its calendar through the hook."""
 
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import requests
 
 from airflow_provider_cronofy._compat import AirflowFailException
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyBulkError, CronofyFatalBulkError
-from airflow_provider_cronofy.hooks.engine import RunGate
-from airflow_provider_cronofy.hooks.events import EventCancellationJob, events_path
-from airflow_provider_cronofy.hooks.transport import Reply, RetryLater
+from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from airflow_provider_cronofy.hooks.events import EventCancellation, events_path
+from airflow_provider_cronofy.hooks.runner import NotSentFailure, failure_of
+from airflow_provider_cronofy.hooks.transport import NotSent, Reply, RetryLater
 from airflow_provider_cronofy.operators.meeting_agents import CancelIntegratedMeetingAgentOperator
 from airflow_provider_cronofy.testing import CronofyEmulator
 from tests.conftest import ACCESS_TOKEN, connect_to_emulator, refreshable_connection
@@ -195,8 +198,13 @@ def test_a_whole_batch_failing_throughout_fails_each_event_transiently(requests_
     assert all(f.status_code == 503 and "gave up after 6 attempt(s)" in f.reason for f in error.failures)
     assert not isinstance(error, AirflowFailException)  # a later task attempt may succeed
     assert error.not_attempted == []
-    # Each batch retried whole (6 attempts of the first 50, 6 of the last 10), neither waiting on the other.
-    assert sorted(len(events_of(r)) for r in requests_mock.request_history) == [10] * 6 + [50] * 6
+    # Every event had its whole budget (6 attempts), none more; retries due together may share a
+    # batch, which never holds more than 50 entries nor one event twice.
+    batches = [events_of(r) for r in requests_mock.request_history]
+    assert batches[0] == events[:50] and batches[1] == events[50:]  # neither waited on the other
+    sent = [event for batch in batches for event in batch]
+    assert {event: sent.count(event) for event in events} == dict.fromkeys(events, 6)
+    assert all(len(batch) <= 50 and len(set(batch)) == len(batch) for batch in batches)
 
 
 @pytest.mark.parametrize(
@@ -417,36 +425,37 @@ def test_over_http_expired_token_refreshed_once_for_concurrent_batches(emulator,
 
 
 # ---------------------------------------------------------------- the job on its own, across calendars
-# What EventCancellationJob sends for (calendar_id, event_id) items, and what it makes of each
-# answer, with a recording ``send`` (no HTTP).
+# What EventCancellation sends for (calendar_id, event_id) items, and what it makes of each answer,
+# with a recording sender (no HTTP).
 
-GATE = RunGate().unit()
+STOP = threading.Event()
 
 
 def reply(status, body=None):
     return Reply(status, {"Content-Type": "application/json"}, json.dumps(body).encode() if body else b"")
 
 
+class RecordingSender:
+    """Stands for :class:`~airflow_provider_cronofy.hooks.tokens.Sender`: records each request and
+    answers it with ``answer(request)``; words an error as ``"<status> for <event id>"``."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.sent = []
+
+    def send(self, request, cost=1, stop=None):
+        assert stop is STOP  # the run's stop event reaches every send
+        self.sent.append((request, cost))
+        return self.answer(request)
+
+    def error(self, rep, item, scope=None):
+        return CronofyAPIError(f"{rep.status} for {item} ({scope})", status_code=rep.status, item=item)
+
+
 def job(answer, **kwargs):
-    sent = []
-
-    def send(request, cost, gate):
-        assert gate is GATE  # the unit's gate reaches every send
-        sent.append((request, cost))
-        return answer(request)
-
-    def api_error(rep, event_id):
-        return CronofyAPIError(f"{rep.status} for {event_id}", status_code=rep.status, item=event_id)
-
-    made = EventCancellationJob(
-        None,
-        delete_event=False,
-        send=send,
-        settle=lambda r, retry, n: retry.reply,
-        api_error=api_error,
-        **kwargs,
-    )
-    return made, sent
+    sender = RecordingSender(answer)
+    kwargs.setdefault("delete_event", False)
+    return EventCancellation(sender, **kwargs), sender.sent
 
 
 def batch_answer(statuses):
@@ -459,82 +468,147 @@ def batch_answer(statuses):
 def test_one_batch_carries_each_items_own_calendar_path():
     made, sent = job(batch_answer(lambda url: 202))
     items = [("cal_a", "e1"), ("cal/b", "e2")]
-    assert made.attempt(items, GATE) == [None, None]
+    assert made(items, STOP) == ["cancelled", "cancelled"]
     [(request, cost)] = sent
     assert (request.method, request.path, cost) == ("POST", "/v1/batch", 1)
     assert [e["relative_url"] for e in request.body["batch"]] == [
         events_path("cal_a"),
         "/v1/calendars/cal%2Fb/events",
     ]
+    assert request.item == "2 events"
 
 
 def test_a_404_entry_marks_its_calendar_and_its_later_events_are_not_sent():
     made, sent = job(batch_answer(lambda url: 404 if "cal_gone" in url else 202))
-    first = made.attempt([("cal_gone", "g1"), ("cal_ok", "k1")], GATE)
-    assert first[1] is None
+    first = made([("cal_gone", "g1"), ("cal_ok", "k1")], STOP)
+    assert first[1] == "cancelled"
     assert first[0].status_code == 404 and not first[0].fatal and "calendar 'cal_gone'" in str(first[0])
-    assert made.unknown_calendars == {"cal_gone"}
-    second = made.attempt([("cal_gone", "g2"), ("cal_ok", "k2")], GATE)
+    assert failure_of(("cal_gone", "g1"), first[0]).sent is True
+    second = made([("cal_gone", "g2"), ("cal_ok", "k2")], STOP)
     assert [e["data"]["event_id"] for e in sent[1][0].body["batch"]] == ["k2"]
+    assert isinstance(second[0], NotSentFailure) and second[1] == "cancelled"
     assert second[0].status_code is None and str(second[0]).startswith("not sent: calendar 'cal_gone'")
+    assert failure_of(("cal_gone", "g2"), second[0]).sent is False  # the XCom says it was never sent
     # A unit of unknown calendars only sends nothing at all.
-    made.attempt([("cal_gone", "g3")], GATE)
+    (third,) = made([("cal_gone", "g3")], STOP)
+    assert isinstance(third, NotSentFailure)
     assert len(sent) == 2
+
+
+def test_calendars_known_unknown_from_before_a_deferral_are_not_sent():
+    made, sent = job(batch_answer(lambda url: 202), unknown_calendars=["cal_gone"])
+    results = made([("cal_gone", "g1"), ("cal_ok", "k1")], STOP)
+    assert isinstance(results[0], NotSentFailure) and results[1] == "cancelled"
+    assert [e["data"]["event_id"] for e in sent[0][0].body["batch"]] == ["k1"]
 
 
 def test_a_retryable_entry_is_retried_and_a_whole_batch_404_names_no_calendar():
     made, _ = job(batch_answer(lambda url: 503 if "cal_busy" in url else 202))
-    busy, ok = made.attempt([("cal_busy", "b1"), ("cal_ok", "k1")], GATE)
-    assert isinstance(busy, RetryLater) and ok is None
-    refused, _ = job(lambda request: reply(404))
-    results = refused.attempt([("cal_a", "e1")], GATE)
-    assert str(results[0]) == "404 for e1" and refused.unknown_calendars == set()
+    busy, ok = made([("cal_busy", "b1"), ("cal_ok", "k1")], STOP)
+    assert isinstance(busy, RetryLater) and ok == "cancelled"
+    # Its retries spent, the entry's last answer is worded as its own answer.
+    given_up = busy.give_up(6)
+    assert str(given_up) == "503 for b1 (create_event)" and given_up.status_code == 503
+    refused, sent = job(lambda request: reply(404))
+    (result,) = refused([("cal_a", "e1")], STOP)
+    assert str(result) == "404 for e1 (create_event)"
+    refused([("cal_a", "e2")], STOP)  # the 404 of the batch named no calendar: cal_a is asked again
+    assert len(sent) == 2
+
+
+@pytest.mark.parametrize("failure", [reply(503), reply(429, {"errors": {}})])
+def test_a_whole_batch_retryable_retries_every_event_each_worded_as_its_own(failure):
+    def answer(request):
+        raise RetryLater(failure, what="POST /v1/batch")
+
+    made, _ = job(answer)
+    results = made([("cal_a", "e1"), ("cal_b", "e2")], STOP)
+    assert all(isinstance(result, RetryLater) for result in results)
+    assert [str(result.give_up(6)) for result in results] == [
+        f"{failure.status} for e1 (create_event)",
+        f"{failure.status} for e2 (create_event)",
+    ]
+
+
+def test_a_batch_counts_its_entries_against_the_pacer_when_asked():
+    made, sent = job(batch_answer(lambda url: 202), cost_per_entry=True, unit_size=20)
+    made([("cal_a", f"e{i}") for i in range(3)], STOP)
+    assert made.unit_size == 20 and sent[0][1] == 3
+    per_event, _ = job(lambda request: reply(202), cost_per_entry=True, use_batch=False)
+    assert (per_event.unit_size, per_event.cost_per_entry) == (1, False)
 
 
 @pytest.mark.parametrize("delete_event", [False, True])
 def test_without_batch_one_request_per_event_to_its_calendar(delete_event):
-    made, sent = job(lambda request: reply(202), use_batch=False)
-    made.delete_event = delete_event
+    made, sent = job(lambda request: reply(202), use_batch=False, delete_event=delete_event)
     assert made.unit_size == 1
-    assert made.attempt([("cal_b", "e9")], GATE) == [None]
+    assert made([("cal_b", "e9")], STOP) == ["cancelled"]
     [(request, cost)] = sent
-    assert (request.method, request.path, request.body["event_id"], cost) == (
+    assert (request.method, request.path, request.body["event_id"], request.item, cost) == (
         "DELETE" if delete_event else "POST",
         "/v1/calendars/cal_b/events",
         "e9",
+        "e9",
         1,
     )
+    refused, _ = job(lambda request: reply(403), use_batch=False, delete_event=delete_event)
+    (error,) = refused([("cal_b", "e9")], STOP)
+    assert str(error) == f"403 for e9 ({'delete_event' if delete_event else 'create_event'})"
 
 
-def test_one_calendar_form_takes_event_ids_and_a_404_is_fatal():
-    sent = []
-
-    def send(request, cost, gate):
-        sent.append(request)
-        return batch_answer(lambda url: 404)(request)
-
-    def api_error(rep, event_id):
-        return CronofyAPIError(f"{rep.status} for {event_id}", status_code=rep.status, item=event_id)
-
-    made = EventCancellationJob(
-        "cal/x", delete_event=False, send=send, settle=lambda r, retry, n: retry.reply, api_error=api_error
-    )
-    (result,) = made.attempt(["e1"], GATE)
-    assert result.fatal and result.status_code == 404 and result.item == "e1"
+def test_a_404_of_one_event_fails_its_calendar_not_the_unit():
+    # What was the one-calendar job's fatal 404 is now an answer about that calendar only: the
+    # calendar_id form of the operator stops the run on it (test_unknown_calendar_in_entries_is_fatal).
+    made, sent = job(batch_answer(lambda url: 404))
+    (result,) = made([("cal/x", "e1")], STOP)
+    assert not result.fatal and result.status_code == 404 and result.item == "e1"
     assert "calendar 'cal/x'" in str(result)
-    assert made.unknown_calendars == set()  # the run stops: nothing to remember
-    [request] = sent
-    assert request.item == "e1" and request.body["batch"][0]["relative_url"] == "/v1/calendars/cal%2Fx/events"
+    [(request, _)] = sent
+    assert request.item == "event 'e1' of calendar 'cal/x'"
+    assert request.body["batch"][0]["relative_url"] == "/v1/calendars/cal%2Fx/events"
 
 
-def test_one_calendar_form_refuses_an_unusable_calendar_before_any_request():
+def test_a_stopped_run_sends_nothing_and_every_event_is_not_sent():
+    def answer(request):
+        raise NotSent
+
+    made, _ = job(answer)
+    results = made([("cal_a", "e1"), ("cal_b", "e2")], STOP)
+    assert [type(result) for result in results] == [NotSent, NotSent]
+
+
+def test_an_unusable_calendar_is_refused_before_any_request(requests_mock):
     from airflow_provider_cronofy.exceptions import CronofyInputError
 
+    with pytest.raises(CronofyInputError, match=r"'\.\.'"):
+        events_path("..")
+    with pytest.raises(CronofyInputError, match="events\\[0\\]"):
+        CancelIntegratedMeetingAgentOperator(
+            task_id="cancel", events=[{"calendar_id": "..", "event_id": "e1"}]
+        ).execute({})
     with pytest.raises(CronofyInputError):
-        EventCancellationJob(
-            "..",
-            delete_event=False,
-            send=None,
-            settle=None,
-            api_error=None,  # type: ignore[arg-type]
-        )
+        integrated(["e1"], calendar_id="..").execute({})
+    assert requests_mock.call_count == 0
+
+
+# ---------------------------------------------------------------- through the hook, across calendars
+
+
+def test_a_404_fails_only_its_calendar_and_its_later_events_are_not_sent(requests_mock):
+    requests_mock.post(f"{US}/v1/calendars/cal_gone/events", status_code=404)
+    requests_mock.post(f"{US}/v1/calendars/cal_ok/events", status_code=202)
+    events = [("cal_gone", "g1"), ("cal_ok", "k1"), ("cal_gone", "g2"), ("cal_ok", "k2"), ("cal_gone", "g3")]
+    hook = CronofyHook(max_concurrency=1)
+    result = hook.cancel_events(events, use_batch=False)
+    assert result.outcomes == [None, "cancelled", None, "cancelled", None]
+    assert not result.stopped and result.not_attempted == []
+    assert [(i, f.item, f.status_code, f.sent) for i, f in sorted(result.failures.items())] == [
+        (0, ("cal_gone", "g1"), 404, True),
+        (2, ("cal_gone", "g2"), None, False),
+        (4, ("cal_gone", "g3"), None, False),
+    ]
+    assert [r.path for r in requests_mock.request_history] == [
+        "/v1/calendars/cal_gone/events",
+        "/v1/calendars/cal_ok/events",
+        "/v1/calendars/cal_ok/events",
+    ]

@@ -1,8 +1,9 @@
-"""The transport: the retry policy as a value, a stopped run's gate refusing a send, and what a
-connection failure is said to be (a refused loopback port fails at once)."""
+"""The transport: the retry policy as a value, a stopped run's stop event refusing a send, and what
+a connection failure is said to be (a refused loopback port fails at once)."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -12,10 +13,11 @@ import pytest
 from airflow_provider_cronofy._compat import AirflowFailException
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyFatalAPIError, CronofyFatalBulkError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.hooks.engine import NotSent, RunGate
 from airflow_provider_cronofy.hooks.pacing import RequestPacer
+from airflow_provider_cronofy.hooks.runner import BulkRun, Report, RunSettings
 from airflow_provider_cronofy.hooks.settings import CronofySettings
 from airflow_provider_cronofy.hooks.transport import (
+    NotSent,
     Reply,
     Request,
     RetryLater,
@@ -31,7 +33,7 @@ BASE = "https://api.cronofy.com"
 
 def transport(pacer: RequestPacer | None = None) -> Transport:
     settings = CronofySettings(BASE, "us", (1.0, 1.0), 2, 0, 0)
-    policy = RetryPolicy(max_retries=2, backoff=0.5, backoff_max=1.5, sleep=lambda seconds, stop: None)
+    policy = RetryPolicy(max_retries=2, backoff=0.5, backoff_max=1.5, sleep=lambda seconds: None)
     return Transport(settings, pacer or RequestPacer([]), policy, open_session(BASE, 2))
 
 
@@ -44,10 +46,8 @@ def test_retry_policy_honours_retry_after_then_backs_off_with_a_cap():
     assert 0.75 <= policy.delay(5, untold) <= 1.5  # 0.5 x 2^4 capped at 1.5, full jitter
 
 
-def test_one_retry_rule_bounds_single_calls_and_bulk_runs_alike(requests_mock):
-    from airflow_provider_cronofy.hooks.engine import BulkEngine
-
-    policy = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002, sleep=lambda seconds, stop: None)
+def test_one_retry_rule_bounds_single_calls_and_bulk_runs_alike():
+    policy = RetryPolicy(max_retries=2, backoff=0.001, backoff_max=0.002, sleep=lambda seconds: None)
     assert [policy.may_retry(n) for n in (1, 2, 3)] == [True, True, False]
     busy = Reply(503, {}, b"")
 
@@ -55,60 +55,72 @@ def test_one_retry_rule_bounds_single_calls_and_bulk_runs_alike(requests_mock):
 
     def single() -> Reply:
         single_attempts.append(1)
-        raise RetryLater(busy)
+        raise RetryLater(busy, what="DELETE /v1/meeting_agents for 'k'")
 
-    request = Request("DELETE", "/v1/meeting_agents", None, None, "k")
-    last = transport().with_retries(single, request)
+    last = transport().with_retries(single)
     assert (last.status, last.attempts, len(single_attempts)) == (503, 3, 3)
 
-    class AlwaysBusy:
-        unit_size = 1
-        attempts = 0
+    bulk_attempts: list[list[str]] = []
 
-        def attempt(self, items, gate):
-            gate.enter()  # as a send does: the attempt counts
-            self.attempts += 1
-            return [RetryLater(busy)]
+    def always_busy(items: list[str], stop: threading.Event) -> list[object]:
+        bulk_attempts.append(items)
+        return [RetryLater(busy, what="DELETE /v1/meeting_agents for 'k'")]
 
-        def settle(self, item, retry, attempts):
-            return attempts
+    now = [0.0]  # the run sits out its back-offs on this clock: no real wait
 
-    job = AlwaysBusy()
-    results: list[object] = []
-    BulkEngine(job, max_concurrency=1, policy=policy).run(["k"], lambda i, item, r: results.append(r))
-    assert (results, job.attempts) == ([3], 3)  # the same budget: three attempts, then settled
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    settings = RunSettings(max_concurrency=1, policy=policy, clock=lambda: now[0], sleep=sleep)
+    run = BulkRun(["k"], always_busy, settings, Report(logging.getLogger(__name__), "key"))
+    result = run.run()
+    assert bulk_attempts == [["k"]] * 3  # the same budget: three attempts, then given up
+    (failure,) = result.failures.values()
+    assert (failure.item, failure.status_code) == ("k", 503)
+    assert "gave up after 3 attempt(s)" in failure.reason
+    assert (result.outcomes, result.not_attempted, run.retries) == ([None], [], 2)
 
 
-def test_a_closed_gate_refuses_the_send_and_nothing_reaches_the_wire(requests_mock):
+def test_a_stopped_run_refuses_the_send_and_nothing_reaches_the_wire(requests_mock):
     requests_mock.delete(f"{BASE}/v1/meeting_agents", status_code=202)
-    gate = RunGate()
-    unit = gate.unit()
-    gate.close()
+    stop = threading.Event()
+    stop.set()
+    sender = transport()
     with pytest.raises(NotSent):
-        transport().exchange(
-            Request("DELETE", "/v1/meeting_agents", {"scheduling_key": "k"}, "key"), gate=unit
-        )
+        sender.exchange(Request("DELETE", "/v1/meeting_agents", {"scheduling_key": "k"}, "key"), stop=stop)
     assert requests_mock.call_count == 0
-    assert unit.sent is False
+    assert sender.requests_sent == 0
 
 
 def test_a_send_waiting_for_a_slot_is_refused_when_the_run_stops(requests_mock):
     requests_mock.delete(f"{BASE}/v1/meeting_agents", status_code=202)
     pacer = RequestPacer([(1, 3600.0)])  # one send an hour: the second waits
     sender = transport(pacer)
-    gate = RunGate()
+    stop = WatchedStop()
     request = Request("DELETE", "/v1/meeting_agents", {"scheduling_key": "k"}, "key")
-    assert sender.exchange(request, gate=gate.unit()).status == 202
+    assert sender.exchange(request, stop=stop).status == 202
     outcome: list[BaseException] = []
-    waiting = threading.Thread(
-        target=lambda: _catch(outcome, lambda: sender.exchange(request, gate=gate.unit()))
-    )
+    waiting = threading.Thread(target=lambda: _catch(outcome, lambda: sender.exchange(request, stop=stop)))
     waiting.start()
-    gate.close()
+    assert stop.waited_on.wait(30), "the second send never waited for its slot"
+    stop.set()
     waiting.join(30)
     assert not waiting.is_alive(), "the waiting send slept through the stop"
     assert [type(error) for error in outcome] == [NotSent]
     assert requests_mock.call_count == 1
+    assert sender.requests_sent == 1
+
+
+class WatchedStop(threading.Event):
+    """A run's stop event that says when a thread starts waiting on it (the pacer's wait)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited_on = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waited_on.set()
+        return super().wait(timeout)
 
 
 def _catch(into: list[BaseException], call) -> None:

@@ -1,6 +1,8 @@
-"""The bulk engine under concurrency: order, one outcome per item, fatal stop bounded by the
-in-flight set, one token refresh per expiry, no send after an interruption; and, over real HTTP
-against the emulator, a stop while paced sends nothing that was waiting for a slot.
+"""The bulk runner (hooks/runner.py) under concurrency: order, one outcome per item, fatal stop
+bounded by the in-flight set, one token refresh per expiry, no send after an interruption; and,
+over real HTTP against the emulator, a stop while paced sends nothing that was waiting for a slot.
+Then BulkRun on its own, with jobs that answer without HTTP: retries re-queued, results of a
+stopped run, a job's bug or interruption.
 
 requests-mock serialises every send behind one global lock, so the tests that need requests to
 overlap answer at the requests adapter instead (``fake_api``): the last layer before the socket.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 import signal
 import threading
@@ -24,9 +27,16 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from airflow_provider_cronofy._compat import AirflowFailException
-from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyFatalBulkError, CronofyInputError
+from airflow_provider_cronofy.exceptions import (
+    CronofyBulkError,
+    CronofyFatalAPIError,
+    CronofyFatalBulkError,
+    CronofyInputError,
+    ItemFailure,
+)
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.hooks.engine import RunGate
+from airflow_provider_cronofy.hooks.runner import PROGRESS_EVERY_SECONDS, BulkRun, Report, RunSettings
+from airflow_provider_cronofy.hooks.transport import NotSent, Reply, RetryLater, RetryPolicy
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
     CancelScheduledMeetingAgentOperator,
@@ -120,18 +130,30 @@ def _conn(set_connection):
     set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=0)
 
 
+class ObservedStop(threading.Event):
+    """A run's stop event that also sets ``seen`` when it is set."""
+
+    def __init__(self, seen: threading.Event) -> None:
+        super().__init__()
+        self._seen = seen
+
+    def set(self) -> None:
+        super().set()
+        self._seen.set()
+
+
 @pytest.fixture
-def gate_closed(monkeypatch):
-    """An event set the moment a bulk run closes its send gate (a fatal error, an interruption)."""
-    closed = threading.Event()
-    original = RunGate.close
+def run_stopped(monkeypatch):
+    """An event set the moment a bulk run sets its stop event (a fatal error, an interruption)."""
+    stopped = threading.Event()
+    original = BulkRun.__init__
 
-    def close(self):
-        original(self)
-        closed.set()
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.stop = ObservedStop(stopped)
 
-    monkeypatch.setattr(RunGate, "close", close)
-    return closed
+    monkeypatch.setattr(BulkRun, "__init__", init)
+    return stopped
 
 
 # ---------------------------------------------------------------- order and outcomes
@@ -217,7 +239,7 @@ def test_a_retried_item_does_not_hold_up_the_others(fake_api, no_sleep):
 
 
 @pytest.mark.parametrize("status", [401, 403, 423])
-def test_fatal_stop_is_bounded_by_the_in_flight_set(fake_api, gate_closed, status):
+def test_fatal_stop_is_bounded_by_the_in_flight_set(fake_api, run_stopped, status):
     concurrency = 4
     keys = [f"k{i}" for i in range(40)]
     in_flight = threading.Barrier(concurrency)
@@ -228,7 +250,7 @@ def test_fatal_stop_is_bounded_by_the_in_flight_set(fake_api, gate_closed, statu
         if key == "k0":
             context.status_code = status
         else:
-            gate_closed.wait(timeout=10)  # the others finish only after the run stopped
+            run_stopped.wait(timeout=10)  # the others finish only after the run stopped
             context.status_code = 202
         return ""
 
@@ -315,7 +337,7 @@ class Interrupted(BaseException):
     """Stands for AirflowTaskTimeout: raised in the main thread by a signal handler."""
 
 
-def test_no_send_after_an_interruption_and_partial_result_kept(fake_api, gate_closed):
+def test_no_send_after_an_interruption_and_partial_result_kept(fake_api, run_stopped):
     concurrency = 4
     keys = [f"k{i}" for i in range(100)]
     blocked = threading.Semaphore(0)
@@ -342,7 +364,7 @@ def test_no_send_after_an_interruption_and_partial_result_kept(fake_api, gate_cl
             if counts["blocked"] == concurrency:
                 # Four requests in flight: execution_timeout fires in the main thread now.
                 signal.pthread_kill(main, signal.SIGUSR1)
-        gate_closed.wait(timeout=10)
+        run_stopped.wait(timeout=10)
         blocked.release()
         context.status_code = 202
         return ""
@@ -471,3 +493,140 @@ def test_a_401_while_paced_sends_no_request_that_was_waiting_for_a_slot(monkeypa
         assert len(error.failures) == len(emulator.requests)
         assert len(error.not_attempted) == 30 - len(emulator.requests)
         assert all(agent["status"] != "cancelled" for agent in emulator.scheduled_agents.values())
+
+
+# ---------------------------------------------------------------- BulkRun on its own
+# Jobs answering without HTTP, on a clock that only the jobs and the run's sleep move: no test
+# waits out a back-off.
+
+
+class FakeTime:
+    """A monotonic clock that moves only when told; ``sleep`` moves it (and records the wait)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+
+def bulk_run(items, job, fake_time, *, max_concurrency=1, unit_size=1, max_retries=5, log=None):
+    settings = RunSettings(
+        max_concurrency=max_concurrency,
+        policy=RetryPolicy(max_retries=max_retries),
+        unit_size=unit_size,
+        clock=fake_time,
+        sleep=fake_time.sleep,
+    )
+    return BulkRun(items, job, settings, Report(log or logging.getLogger(__name__), "key"))
+
+
+def busy(seconds: str = "5") -> RetryLater:
+    return RetryLater(Reply(503, {"Retry-After": seconds}, b""), what="DELETE /v1/meeting_agents")
+
+
+def test_a_due_retry_goes_first_in_the_next_unit_and_fresh_items_fill_it():
+    fake_time = FakeTime()
+    units: list[list[str]] = []
+
+    def job(items, stop):
+        units.append(list(items))
+        fake_time.advance(5)  # each unit takes five seconds: the retry is due after the second
+        return [busy() if item == "i0" and len(units) == 1 else "ok" for item in items]
+
+    items = [f"i{n}" for n in range(8)]
+    run = bulk_run(items, job, fake_time, unit_size=3)
+    result = run.run()
+    assert units == [["i0", "i1", "i2"], ["i3", "i4", "i5"], ["i0", "i6", "i7"]]
+    assert result.outcomes == ["ok"] * 8 and result.failures == {} and run.retries == 1
+    assert fake_time.slept == []  # a unit was always in flight: nothing to sit out
+
+
+def test_a_fatal_error_stops_the_run_waiting_retries_fail_and_the_rest_is_not_attempted():
+    fake_time = FakeTime()
+    sent: list[str] = []
+
+    def job(items, stop):
+        (item,) = items
+        sent.append(item)
+        if item == "k0":
+            return [busy("100")]
+        if item == "k1":
+            return [CronofyFatalAPIError("Cronofy answered 401.", status_code=401, item=item, fatal=True)]
+        return ["cancelled"]
+
+    run = bulk_run([f"k{n}" for n in range(5)], job, fake_time)
+    result = run.run()
+    assert sent == ["k0", "k1"]  # k0's retry was not sent after the stop either
+    assert result.stopped and run.stop.is_set()
+    assert result.not_attempted == [2, 3, 4]
+    assert result.outcomes == [None] * 5
+    assert (result.failures[0].status_code, result.failures[0].sent) == (503, True)
+    assert "gave up after 1 attempt(s)" in result.failures[0].reason
+    assert result.failures[1].status_code == 401
+    assert fake_time.slept == []  # the stop ended the run: nobody sat out k0's Retry-After
+
+
+def test_not_sent_is_not_attempted_unless_the_item_was_sent_before():
+    fake_time = FakeTime()
+    calls: dict[str, int] = {}
+
+    def job(items, stop):
+        (item,) = items
+        calls[item] = calls.get(item, 0) + 1
+        if item == "retried" and calls[item] == 1:
+            return [busy("1")]
+        return [NotSent()]  # as a send finding the run stopped answers
+
+    result = bulk_run(["retried", "fresh"], job, fake_time).run()
+    assert result.not_attempted == [1]
+    (failure,) = result.failures.values()
+    assert isinstance(failure, ItemFailure) and failure.item == "retried"
+    assert failure.sent is True  # it was sent once, just not retried
+    assert failure.reason.startswith("Sent, but not finished")
+    assert fake_time.slept == [1.0]  # the one wait: for the retry, when nothing else was in flight
+
+
+def test_a_job_bug_fails_its_own_items_only_and_named_by_its_class():
+    fake_time = FakeTime()
+
+    def job(items, stop):
+        if items == ["short"]:
+            return []  # one result too few: must not shift results onto other items
+        if items == ["boom"]:
+            raise ValueError("no such thing")
+        return ["ok"]
+
+    result = bulk_run(["a", "short", "b", "boom", "c"], job, fake_time, max_concurrency=3).run()
+    assert result.outcomes == ["ok", None, "ok", None, "ok"]
+    assert result.failures[1].reason == "RuntimeError: the job answered 0 results for 1 items"
+    assert result.failures[3].reason == "ValueError: no such thing"
+    assert not result.stopped and result.not_attempted == []
+
+
+def test_a_progress_line_every_ten_seconds_of_the_run(caplog):
+    fake_time = FakeTime()
+
+    def job(items, stop):
+        fake_time.advance(4)
+        return ["ok"]
+
+    with caplog.at_level(logging.INFO, logger="runner-progress"):
+        bulk_run([f"k{n}" for n in range(10)], job, fake_time, log=logging.getLogger("runner-progress")).run()
+    assert PROGRESS_EVERY_SECONDS == 10.0
+    lines = [r.getMessage() for r in caplog.records if r.name == "runner-progress"]
+    assert lines == [
+        "Progress: 3/10 keys done, 0 failed, 0.2/s.",
+        "Progress: 6/10 keys done, 0 failed, 0.2/s.",
+        "Progress: 9/10 keys done, 0 failed, 0.2/s.",
+    ]
