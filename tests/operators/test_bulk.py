@@ -1,7 +1,8 @@
-"""The bulk runner: progress lines say what was answered, while the run sends.
+"""The bulk operators' shared run (operators/bulk.py): progress lines say what was answered, while
+the run sends.
 
-The progress reporter is a thread that wakes on real time (it speaks up when no result comes
-in), so this test waits: a second of pacing, at a line every quarter second.
+The runner logs progress from its own loop, which wakes on real time (it speaks up when no result
+comes in), so this test waits: a second of pacing, at a line every quarter second.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import threading
 
 import pytest
 
-from airflow_provider_cronofy.hooks.cronofy import CronofyHook
-from airflow_provider_cronofy.operators import bulk
+from airflow_provider_cronofy.hooks import runner
+from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
 from airflow_provider_cronofy.testing import CronofyEmulator
 
 
@@ -29,6 +30,8 @@ class RecordingLog:
         with self._lock:
             self.lines.append((message % args if args else message, answered))
 
+    warning = info
+
 
 @pytest.mark.parametrize("max_concurrency", [None, 1, 8])
 def test_progress_lines_while_the_pacer_waits_in_real_time_report_what_was_answered(
@@ -44,16 +47,12 @@ def test_progress_lines_while_the_pacer_waits_in_real_time_report_what_was_answe
             emulator.airflow_connection_json(rate_limit_per_second=2, rate_limit_per_minute=0),
         )
         log = RecordingLog(emulator)
-        with CronofyHook(max_concurrency=max_concurrency) as hook:
-            job = hook.per_item_job(hook.scheduled_cancellation_call)
-            result = bulk.run_bulk(
-                keys,
-                lambda items, on_result: hook.run_many(items, job, on_result),
-                outcome_of=lambda cancelled: "cancelled" if cancelled else "not_found",
-                noun="scheduling key",
-                outcomes=("cancelled", "not_found"),
-                log=log,
-            )
+        # The operator's task log is where the run's lines go (BaseOperator.log is a property).
+        monkeypatch.setattr(CancelScheduledMeetingAgentOperator, "log", property(lambda self: log))
+        operator = CancelScheduledMeetingAgentOperator(
+            task_id="cancel", scheduling_key=keys, max_concurrency=max_concurrency
+        )
+        result = operator.execute({})
     assert result["cancelled"] == keys
     progress = [(line, answered) for line, answered in log.lines if line.startswith("Progress:")]
     # 4 keys at 2/s take 1 s: a line each quarter second while it sends, not only when a result
