@@ -336,17 +336,18 @@ def expire_before_calls(emu: CronofyEmulator, calls: set[int]) -> Any:
     event (again for a retry: only the first time per event counts). Run with one request in
     flight (``max_concurrency=1``) and ``use_batch=False`` for an exact transcript.
     """
-    original = events_module.event_cancellation_request
+    original = events_module.event_request
     seen: set[str] = set()
 
-    def event_cancellation_request(calendar_id, event_id, *, delete_event):
+    def event_request(key: tuple[str, str], delete_event: bool) -> Any:
+        _, event_id = key
         if event_id not in seen:
             seen.add(event_id)
             if len(seen) in calls:
                 emu.expire_access_token(_last_calendar_token(emu))
-        return original(calendar_id, event_id, delete_event=delete_event)
+        return original(key, delete_event)
 
-    return mock.patch.object(events_module, "event_cancellation_request", event_cancellation_request)
+    return mock.patch.object(events_module, "event_request", event_request)
 
 
 # ---------------------------------------------------------------------- exception hygiene
