@@ -332,9 +332,9 @@ def _last_calendar_token(emu: CronofyEmulator) -> str:
 def expire_before_calls(emu: CronofyEmulator, calls: set[int]) -> Any:
     """Expire the access token in use just before the given events (1-based) are first sent.
 
-    Hooks the per-event request builder, which the bulk job invokes right before it sends an
-    event (again for a retry: only the first time per event counts). Run with one request in
-    flight (``max_concurrency=1``) and ``use_batch=False`` for an exact transcript.
+    Hooks the per-event request builder (``events.event_request``), which the bulk job invokes
+    right before it sends an event (again for a retry: only the first time per event counts). Run
+    with one request in flight (``max_concurrency=1``) and ``use_batch=False`` for an exact transcript.
     """
     original = events_module.event_request
     seen: set[str] = set()
