@@ -22,7 +22,7 @@ from airflow_provider_cronofy.exceptions import (
 )
 from airflow_provider_cronofy.hooks import runner
 from airflow_provider_cronofy.hooks.runner import RunResult
-from airflow_provider_cronofy.operators.bulk import Tally
+from airflow_provider_cronofy.operators.bulk import RunClock, Tally
 from airflow_provider_cronofy.operators.deferral import CarriedState
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
@@ -112,6 +112,20 @@ def test_a_resumed_tally_is_what_the_carried_state_says():
     assert tally.outcomes == ["cancelled", "not_found", None, None, None]
     assert tally.failures == {2: ItemFailure("c", 422, "bad", True)}
     assert tally.position == 3
+
+
+def test_a_carried_tally_names_only_the_outcomes_that_are_not_the_default():
+    # A deferral of a run of 10,000 keys carries the few not_found, not 10,000 "cancelled".
+    tally = Tally(5)
+    tally.add(RunResult(["cancelled", "not_found", None, "cancelled"], {2: ItemFailure("c", 422, "bad")}), 0)
+    state = tally.carried([1.7e9], "pacer-id", RunClock(), "cancelled")
+    assert state.outcomes == {1: "not_found"}
+    assert state.failures == {2: (422, "bad", True)}
+    assert state.position == 4
+    # ... and a resumed tally reads them back as they were.
+    resumed = Tally.resumed(state, ["a", "b", "c", "d", "e"], "cancelled")
+    assert resumed.outcomes == tally.outcomes
+    assert resumed.failures == tally.failures
 
 
 # ---------------------------------------------------------------- the end: the error and its XComs
