@@ -330,6 +330,24 @@ def test_a_failure_after_a_deferral_reports_every_item_and_keeps_every_success(r
     assert sent_keys(requests_mock) == ["key-4", "key-5", "key-6"]
 
 
+def test_a_failure_carried_without_sent_by_an_older_version_counts_as_sent(requests_mock, set_connection):
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=0)
+    requests_mock.delete(AGENTS, status_code=202)
+    carried = state(KEYS, position=4, failed=[(2, 422, "bad key-2")])
+    assert carried["failed"] == [[2, 422, "bad key-2", True]]
+    carried["failed"] = [[2, 422, "bad key-2"]]  # as 0.3.0 wrote it
+    with pytest.raises(CronofyBulkError) as info:
+        scheduled(KEYS).execute_complete({}, resume=carried)
+    (failure,) = info.value.failures
+    assert (failure.item, failure.status_code, failure.reason, failure.sent) == (
+        "key-2",
+        422,
+        "bad key-2",
+        True,
+    )
+    assert sent_keys(requests_mock) == ["key-4", "key-5", "key-6"]
+
+
 def test_integrated_run_defers_and_resumes(requests_mock, set_connection):
     set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=2)
     requests_mock.post(EVENTS, status_code=202)
