@@ -115,11 +115,13 @@ class Tally:
             self.not_attempted.extend(range(self.position, len(self.outcomes)))
             self.position = len(self.outcomes)
 
-    def carried(self, pacer_times: list[float], pacer: str, clock: RunClock) -> CarriedState:
+    def carried(self, pacer_times: list[float], pacer: str, clock: RunClock, default: str) -> CarriedState:
         """The state a deferral carries (outcomes other than ``default`` are named by position)."""
         return CarriedState(
             position=self.position,
-            outcomes={i: o for i, o in enumerate(self.outcomes[: self.position]) if o is not None},
+            outcomes={
+                i: o for i, o in enumerate(self.outcomes[: self.position]) if o is not None and o != default
+            },
             failures={i: (f.status_code, f.reason, f.sent) for i, f in self.failures.items()},
             sent_at=pacer_times,
             pacer=pacer,
@@ -311,7 +313,9 @@ class BulkOperator(BaseOperator):
         wait = hook.pacer.next_slot_in()
         now = clock.wall()
         clock.deferrals += 1
-        state = tally.carried(hook.pacer.recent_send_times(), hook.pacer.identity, clock)
+        state = tally.carried(
+            hook.pacer.recent_send_times(), hook.pacer.identity, clock, self.outcome_names[0]
+        )
         state.failures = {i: (s, hook.redact(r), sent) for i, (s, r, sent) in state.failures.items()}
         state.deferred_at = now
         total = len(tally.outcomes)

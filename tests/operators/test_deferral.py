@@ -8,6 +8,7 @@ triggerer's wait), so the minute takes no time.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -21,10 +22,13 @@ import pytest
 from airflow_provider_cronofy._compat import TaskDeferred
 from airflow_provider_cronofy.exceptions import CronofyBulkError, CronofyError, CronofyInputError
 from airflow_provider_cronofy.hooks import pacing
+from airflow_provider_cronofy.hooks.pacing import RequestPacer
+from airflow_provider_cronofy.operators import bulk
+from airflow_provider_cronofy.operators.bulk import RunClock
 from airflow_provider_cronofy.operators.deferral import (
     DEFAULT_DEFER_AFTER,
     FORMAT,
-    Progress,
+    CarriedState,
     fingerprint,
     items_per_slot,
 )
@@ -50,10 +54,10 @@ def scheduled(keys, **kwargs):
 
 def state(keys, *, position, not_found=(), failed=(), sent_at=(), subject="scheduling_key"):
     """A carried state as a deferral writes it, through its public encoding."""
-    progress = Progress(
+    progress = CarriedState(
         position=position,
         outcomes={i: "not_found" for i in not_found},
-        failures={i: (status, reason) for i, status, reason in failed},
+        failures={i: (status, reason, True) for i, status, reason in failed},
         sent_at=list(sent_at),
         pacer="another-process",
         deferrals=1,
@@ -167,12 +171,16 @@ def test_a_batch_slot_sends_many_items(set_connection):
 
     set_connection(access_token=ACCESS_TOKEN)
     hook = CronofyHook()
-    assert items_per_slot(hook.per_item_job(hook.scheduled_cancellation_call)) == 1
-    assert items_per_slot(hook.event_cancellation_job("cal_1", delete_event=False, use_batch=True)) == 50
-    assert items_per_slot(hook.event_cancellation_job("cal_1", delete_event=False, use_batch=False)) == 1
+    # What the operators' segments are sized by: their unit (a job; None for one request per key).
+    assert items_per_slot(scheduled(KEYS).unit(hook)) == 1
+    integrated = CancelIntegratedMeetingAgentOperator(task_id="t", calendar_id="cal_1", event_id=["e"])
+    assert items_per_slot(integrated.unit(hook)) == 50
+    assert items_per_slot(hook.event_cancellation_job(delete_event=False, use_batch=True)) == 50
+    assert items_per_slot(hook.event_cancellation_job(delete_event=False, use_batch=False)) == 1
     set_connection(access_token=ACCESS_TOKEN, batch_rate_cost="entries")
     hook = CronofyHook()
-    assert items_per_slot(hook.event_cancellation_job("cal_1", delete_event=False, use_batch=True)) == 1
+    assert items_per_slot(hook.event_cancellation_job(delete_event=False, use_batch=True)) == 1
+    assert items_per_slot(integrated.unit(hook)) == 1
 
 
 def test_carried_state_survives_airflows_serialisation_of_next_kwargs():
@@ -266,13 +274,23 @@ def test_a_changed_list_is_refused_with_a_clear_error(requests_mock, set_connect
 def test_a_changed_calendar_is_refused_too(requests_mock, set_connection):
     set_connection(access_token=ACCESS_TOKEN, rate_limit_per_second=0, rate_limit_per_minute=0)
     events = ["e1", "e2", "e3"]
-    carried = state(events, position=1, subject="event_id of cal_1 delete_event=False")
+    # The list carried is of (calendar_id, event_id): the same event ids of another calendar differ.
+    carried = state(
+        [("cal_1", event_id) for event_id in events], position=1, subject="events delete_event=False"
+    )
     op = CancelIntegratedMeetingAgentOperator(
         task_id="t", calendar_id="cal_2", event_id=events, deferrable=True
     )
     with pytest.raises(CronofyInputError, match="changed while the task was deferred"):
         op.execute_complete({}, resume=carried)
     assert requests_mock.call_count == 0
+    # The same state resumes the run of the calendar it was carried for: only the calendar differed.
+    requests_mock.post(EVENTS, status_code=202)
+    same = CancelIntegratedMeetingAgentOperator(
+        task_id="t", calendar_id="cal_1", event_id=events, deferrable=True, use_batch=False
+    )
+    assert same.execute_complete({}, resume=carried) == {"cancelled": events}
+    assert sorted(json.loads(r.body)["event_id"] for r in requests_mock.request_history) == ["e2", "e3"]
 
 
 def test_a_state_of_another_format_is_refused(requests_mock, set_connection):
@@ -310,6 +328,24 @@ def test_a_failure_after_a_deferral_reports_every_item_and_keeps_every_success(r
     assert error.results == expected
     assert ti.pushed["partial_result"] == expected
     assert sent_keys(requests_mock) == ["key-4", "key-5", "key-6"]
+
+
+def test_a_failure_carried_without_sent_by_an_older_version_counts_as_sent(requests_mock, set_connection):
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=0)
+    requests_mock.delete(AGENTS, status_code=202)
+    carried = state(KEYS, position=4, failed=[(2, 422, "bad key-2")])
+    assert carried["failed"] == [[2, 422, "bad key-2", True]]
+    carried["failed"] = [[2, 422, "bad key-2"]]  # as 0.3.0 wrote it
+    with pytest.raises(CronofyBulkError) as info:
+        scheduled(KEYS).execute_complete({}, resume=carried)
+    (failure,) = info.value.failures
+    assert (failure.item, failure.status_code, failure.reason, failure.sent) == (
+        "key-2",
+        422,
+        "bad key-2",
+        True,
+    )
+    assert sorted(sent_keys(requests_mock)) == ["key-4", "key-5", "key-6"]  # concurrently: any order
 
 
 def test_integrated_run_defers_and_resumes(requests_mock, set_connection):
@@ -520,50 +556,33 @@ class Lines:
     warning = info
 
 
-def process(clocks, keys, resume, log):
-    """One task process of a deferrable run at 3 requests a minute: its own pacer and run clock;
-    each send is answered at once (its slot released, as the transport does), then half a second
-    passes before the next."""
-    from airflow_provider_cronofy.hooks.pacing import RequestPacer
-    from airflow_provider_cronofy.operators.bulk import RunClock, run_bulk
-    from airflow_provider_cronofy.operators.deferral import SegmentedRun
+def process(clocks, keys, resume, log, monkeypatch):
+    """One task process of a deferrable operator run at 3 requests a minute (requests-mock answers
+    202): its own pacer and run clock on ``clocks``; each send is answered at once (its slot
+    released by the transport), then half a second passes before the next. A deferral raises
+    :class:`Deferred` with the wait and the carried state (the trigger's part)."""
 
-    pacer = RequestPacer([(3, 60.0)], clock=clocks.mono, sleep=clocks.advance)
-    run_clock = RunClock(clock=clocks.mono, wall=clocks.wall)
+    class Pacer(RequestPacer):
+        def __init__(self, windows, **kwargs):
+            super().__init__(windows, clock=clocks.mono, sleep=clocks.advance)
 
-    def send(segment, on_result):
-        for index, key in enumerate(segment):
-            pacer.release(pacer.acquire())
+        def release(self, slot, *, replied=True):
+            super().release(slot, replied=replied)
             clocks.advance(0.5)
-            on_result(index, key, True)
-        return []
 
-    def defer(seconds, carried):
+    def defer(operator, seconds, carried):
         raise Deferred(seconds, carried)
 
-    segmented = SegmentedRun(
-        send,
-        pacer=pacer,
-        items_per_slot=1,
-        defer_after=10.0,
-        result_values={"cancelled": True, "not_found": False},
-        subject="scheduling_key",
-        name="scheduling keys",
-        redact=str,
-        defer=defer,
-        log=log,
-        resume=resume,
-        run_clock=run_clock,
-    )
-    return run_bulk(
-        keys,
-        segmented,
-        outcome_of=lambda cancelled: "cancelled" if cancelled else "not_found",
-        noun="scheduling key",
-        outcomes=("cancelled", "not_found"),
-        log=log,
-        run_clock=run_clock,
-    )
+    monkeypatch.setattr(pacing, "_shared", {})  # a fresh process: a pacer of its own
+    monkeypatch.setattr(pacing, "RequestPacer", Pacer)
+    monkeypatch.setattr(bulk, "RunClock", functools.partial(RunClock, clock=clocks.mono, wall=clocks.wall))
+    monkeypatch.setattr(bulk, "defer_for", defer)
+    monkeypatch.setattr(CancelScheduledMeetingAgentOperator, "log", property(lambda self: log))
+    # One request at a time: the half seconds add up as the lines below say.
+    operator = scheduled(keys, max_concurrency=1)
+    if resume is None:
+        return operator.execute({})
+    return operator.execute_complete({}, resume=resume)
 
 
 def triggerer_waits(clocks, deferred, task_start=5.0):
@@ -578,12 +597,16 @@ def triggerer_waits(clocks, deferred, task_start=5.0):
     return carried
 
 
-def test_a_deferred_runs_done_line_gives_the_whole_time_and_the_time_deferred():
+def test_a_deferred_runs_done_line_gives_the_whole_time_and_the_time_deferred(
+    set_connection, requests_mock, monkeypatch
+):
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=3)
+    requests_mock.delete(AGENTS, status_code=202)
     t0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
     clocks = Clocks(wall=t0, monotonic=1_000.0)
     first, second, third = Lines(), Lines(), Lines()
     with pytest.raises(Deferred) as one:
-        process(clocks, KEYS, None, first)
+        process(clocks, KEYS, None, first, monkeypatch)
     # Three sends (1.5 s) fill the minute; the next slot is 58.5 s away.
     assert one.value.seconds == pytest.approx(58.5)
     carried = one.value.carried
@@ -598,13 +621,13 @@ def test_a_deferred_runs_done_line_gives_the_whole_time_and_the_time_deferred():
 
     clocks.mono_now = 77.0  # another process: its monotonic clock has nothing to do with the first's
     with pytest.raises(Deferred) as two:
-        process(clocks, KEYS, carried, second)
+        process(clocks, KEYS, carried, second, monkeypatch)
     carried = two.value.carried
     assert (carried["started_at"], carried["deferred"], carried["deferred_at"]) == (t0, 63.5, t0 + 66.5)
     carried = triggerer_waits(clocks, two.value)  # 58.5 + 5 s deferred again
 
     clocks.mono_now = 5.0
-    result = process(clocks, KEYS, carried, third)
+    result = process(clocks, KEYS, carried, third, monkeypatch)
     assert result == {"cancelled": KEYS, "not_found": []}
     # 130.5 s from the first execute to the end, 127 s of it deferred: not the last process's 0.5 s.
     assert third.lines[-1] == (

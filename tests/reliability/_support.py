@@ -332,21 +332,22 @@ def _last_calendar_token(emu: CronofyEmulator) -> str:
 def expire_before_calls(emu: CronofyEmulator, calls: set[int]) -> Any:
     """Expire the access token in use just before the given events (1-based) are first sent.
 
-    Hooks the per-event request builder, which the bulk job invokes right before it sends an
-    event (again for a retry: only the first time per event counts). Run with one request in
-    flight (``max_concurrency=1``) and ``use_batch=False`` for an exact transcript.
+    Hooks the per-event request builder (``events.event_request``), which the bulk job invokes
+    right before it sends an event (again for a retry: only the first time per event counts). Run
+    with one request in flight (``max_concurrency=1``) and ``use_batch=False`` for an exact transcript.
     """
-    original = events_module.event_cancellation_request
+    original = events_module.event_request
     seen: set[str] = set()
 
-    def event_cancellation_request(calendar_id, event_id, *, delete_event):
+    def event_request(key: tuple[str, str], delete_event: bool) -> Any:
+        _, event_id = key
         if event_id not in seen:
             seen.add(event_id)
             if len(seen) in calls:
                 emu.expire_access_token(_last_calendar_token(emu))
-        return original(calendar_id, event_id, delete_event=delete_event)
+        return original(key, delete_event)
 
-    return mock.patch.object(events_module, "event_cancellation_request", event_cancellation_request)
+    return mock.patch.object(events_module, "event_request", event_request)
 
 
 # ---------------------------------------------------------------------- exception hygiene

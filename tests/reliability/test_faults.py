@@ -14,6 +14,7 @@ import pytest
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyBulkError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from airflow_provider_cronofy.hooks.tokens import Sender
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
     CancelScheduledMeetingAgentOperator,
@@ -449,24 +450,24 @@ def test_garbage_in_a_bulk_run_fails_only_its_items(emulator):
     # k1: an HTML teapot; k3: truncated JSON on 422; k5: the connection dropped on every attempt.
     with controlled_hooks(), transport_log():
         op = CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys)
-        original = CronofyHook.scheduled_cancellation_call
+        original = Sender.send
         scripted: set[str] = set()
 
-        def cancel(self, key):
-            # Called right before each send of the key (again for its retry): script once per key.
-            if key in scripted:
-                return original(self, key)
-            scripted.add(key)
-            if key == "k1":
-                emulator.fail_next(1, 418, body=HTML, content_type="text/html")
-            elif key == "k3":
-                emulator.fail_next(1, 422, body='{"errors": {"sched')
-            elif key == "k5":
-                emulator.drop_next(2)
-            return original(self, key)
+        def send(self, request, cost=1, stop=None):
+            # Called right before each send of a key (again for its retry): script once per key.
+            key = request.item
+            if key not in scripted:
+                scripted.add(key)
+                if key == "k1":
+                    emulator.fail_next(1, 418, body=HTML, content_type="text/html")
+                elif key == "k3":
+                    emulator.fail_next(1, 422, body='{"errors": {"sched')
+                elif key == "k5":
+                    emulator.drop_next(2)
+            return original(self, request, cost, stop)
 
         with (
-            mock.patch.object(CronofyHook, "scheduled_cancellation_call", cancel),
+            mock.patch.object(Sender, "send", send),
             pytest.raises(CronofyBulkError) as info,
         ):
             op.execute({})
