@@ -30,7 +30,8 @@ from airflow_provider_cronofy.operators.deferral import (
     FORMAT,
     CarriedState,
     fingerprint,
-    items_per_slot,
+    items_for,
+    slots_for,
 )
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
@@ -172,15 +173,26 @@ def test_a_batch_slot_sends_many_items(set_connection):
     set_connection(access_token=ACCESS_TOKEN)
     hook = CronofyHook()
     # What the operators' segments are sized by: their unit (a job; None for one request per key).
-    assert items_per_slot(scheduled(KEYS).unit(hook)) == 1
+    assert (slots_for(scheduled(KEYS).unit(hook), 7), items_for(scheduled(KEYS).unit(hook), 3)) == (7, 3)
     integrated = CancelIntegratedMeetingAgentOperator(task_id="t", calendar_id="cal_1", event_id=["e"])
-    assert items_per_slot(integrated.unit(hook)) == 50
-    assert items_per_slot(hook.event_cancellation_job(delete_event=False, use_batch=True)) == 50
-    assert items_per_slot(hook.event_cancellation_job(delete_event=False, use_batch=False)) == 1
+    assert (slots_for(integrated.unit(hook), 120), items_for(integrated.unit(hook), 2)) == (3, 100)
+    batched = hook.event_cancellation_job(delete_event=False, use_batch=True)
+    assert (slots_for(batched, 50), items_for(batched, 1)) == (1, 50)
+    single = hook.event_cancellation_job(delete_event=False, use_batch=False)
+    assert (slots_for(single, 50), items_for(single, 1)) == (50, 1)
     set_connection(access_token=ACCESS_TOKEN, batch_rate_cost="entries")
     hook = CronofyHook()
-    assert items_per_slot(hook.event_cancellation_job(delete_event=False, use_batch=True)) == 1
-    assert items_per_slot(integrated.unit(hook)) == 1
+    entries = hook.event_cancellation_job(delete_event=False, use_batch=True)
+    assert (slots_for(entries, 50), items_for(entries, 3)) == (50, 3)
+    assert (slots_for(integrated.unit(hook), 50), items_for(integrated.unit(hook), 3)) == (50, 3)
+
+
+def test_an_agent_takes_two_slots_cancel_then_schedule(set_connection):
+    from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+
+    set_connection()
+    job = CronofyHook().agent_scheduling_job()
+    assert (slots_for(job, 5), items_for(job, 5), items_for(job, 1)) == (10, 2, 0)
 
 
 def test_carried_state_survives_airflows_serialisation_of_next_kwargs():

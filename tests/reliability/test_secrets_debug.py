@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-import airflow_provider_cronofy.hooks.cronofy as hook_module
+import airflow_provider_cronofy.hooks.connection as hook_module
 import airflow_provider_cronofy.hooks.tokens as tokens_module
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyBulkError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
