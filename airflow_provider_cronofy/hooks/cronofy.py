@@ -78,7 +78,7 @@ class CronofyHook(CronofyConnection):
     Use it as a context manager, or call :meth:`close`, to close its HTTP session. A hook may be
     shared by threads: the session, the pacer, token refreshes and the counters are thread-safe.
     The connection side (settings, credentials, session, counters, connection test) is
-    :class:`~.connection.CronofyConnection`'s.
+    :class:`~airflow_provider_cronofy.hooks.connection.CronofyConnection`'s.
     """
 
     def __enter__(self) -> CronofyHook:

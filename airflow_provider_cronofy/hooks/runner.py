@@ -148,6 +148,8 @@ class BulkRun:
         """What the run did so far: complete once :meth:`run` returns; after an interruption,
         every result that was in hand."""
         self.stop = threading.Event()
+        """Set when the run stops (a failure every item would meet, an interruption): no request
+        waiting for a pacer slot is sent after it."""
         self._job = job
         self._settings = settings
         self._report = report
