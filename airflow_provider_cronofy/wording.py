@@ -10,8 +10,3 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     (``plural(2, "entry", "entries")``).
     """
     return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
-
-
-NOT_SENT = "not sent: "
-"""How the reason of an event begins when it failed without being sent: its calendar answered 404
-for another of its events earlier in the run (see :mod:`.hooks.events`)."""

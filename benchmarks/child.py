@@ -105,8 +105,8 @@ def run_memory(args: argparse.Namespace) -> None:
     importlib.import_module(os.environ.get("CRONOFY_BENCH_AIRFLOW_MODULE", "airflow.sdk"))
 
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook  # noqa: F401
-    from airflow_provider_cronofy.operators.bulk import normalise_items
     from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
+    from airflow_provider_cronofy.validation import normalise_items
 
     keys = [f"mem-key-{i:07d}" for i in range(args.keys)]
     operator = CancelScheduledMeetingAgentOperator(task_id="cancel", scheduling_key=keys)

@@ -56,7 +56,10 @@ nitpick_ignore_regex = [
     # The event jobs move between hooks/ modules (cronofy, events): any job class.
     (r"py:class", r"([a-z_.]+\.)?[A-Za-z]*Job"),
     # Other projects' names, shown as written but not linked (no intersphinx: no network).
-    (r"py:.*", r"(airflow|requests|urllib3|pytest|ssl|socket|datetime|collections|typing|types|json|logging|threading)(\..*)?"),
+    (
+        r"py:.*",
+        r"(airflow|requests|urllib3|pytest|ssl|socket|datetime|collections|typing|types|json|logging|threading)(\..*)?",
+    ),
     (r"py:.*", r"(Any|Callable|Iterator|Mapping|Sequence|NamedTuple|Protocol|Self|TypeVar)"),
     (
         r"py:class",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -32,8 +32,6 @@ FORMAT = 1
 DEFAULT_DEFER_AFTER = 10.0
 """Seconds: a run defers when its next allowed send is further away than this."""
 RESUME_METHOD = "execute_complete"
-
-ResultHandler = Callable[[int, str, Any], None]
 
 
 def check_deferral_args(deferrable: object, defer_after: object) -> float:

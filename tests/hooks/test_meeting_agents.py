@@ -146,3 +146,18 @@ def test_a_spent_pair_retry_of_a_connect_failure_is_not_unknown(hook):
     lost = RetryLater(None, requests.exceptions.ReadTimeout("read timed out"), what="POST /v1/meeting_agents")
     lost.item = "k1"
     assert "may or may not" in str(PairRetry.of(lost, hook.sender("api_key"), scheduling=True).give_up(3))
+
+
+def test_schedule_agents_runs_a_list_and_returns_each_outcome_by_position(hook, requests_mock):
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=202)
+
+    def post(request, context):
+        context.status_code = 422 if request.json()["scheduling_key"] == "k2" else 202
+        return ""
+
+    requests_mock.post(f"{US}/v1/meeting_agents", text=post)
+    agents = [{**AGENT, "scheduling_key": key} for key in ("k1", "k2", "k3")]
+    result = hook.schedule_agents(agents)
+    assert result.outcomes == ["scheduled", None, "scheduled"]
+    assert list(result.failures) == [1] and result.failures[1].status_code == 422
+    assert result.not_attempted == [] and not result.stopped
