@@ -212,3 +212,28 @@ def _cause(failure: ItemFailure) -> str:
         if shown:
             reason = reason.replace(f" for {shown}", "")
     return reason
+
+
+def event_cause_lines(failures: Sequence[ItemFailure]) -> list[str]:
+    """:func:`cause_lines` for events of many calendars (``{"calendar_id", "event_id"}`` items):
+    the events of an unknown calendar (a 404) grouped under it, named once."""
+    unknown: dict[str, list[ItemFailure]] = {}
+    others: list[ItemFailure] = []
+    for failure in failures:
+        if failure.status_code == 404 or not failure.sent:
+            unknown.setdefault(failure.item["calendar_id"], []).append(failure)
+        else:
+            others.append(failure)
+    lines = []
+    for calendar_id, of_calendar in unknown.items():
+        # Cronofy's answer names the calendar; an answer met before a deferral is not at hand.
+        answered = next((f.reason for f in of_calendar if f.status_code == 404), None)
+        why = answered or f"Calendar {calendar_id!r} is unknown (Cronofy answered 404 for its events)."
+        unsent = sum(1 for f in of_calendar if not f.sent)
+        listed = ", ".join(repr(f.item["event_id"]) for f in of_calendar)
+        lines.append(
+            f"  - {why} Its {plural(len(of_calendar), 'event')} failed"
+            + (f" ({unsent} not sent)" if unsent else "")
+            + f": {listed}"
+        )
+    return lines + cause_lines(others)

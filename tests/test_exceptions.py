@@ -169,3 +169,22 @@ def test_event_items_group_and_read_well():
         "  - calendar 'cal_1', event 'e1': POST /v1/calendars/cal_1/events for 'e1' failed after 3 "
         "attempt(s): no answer in time"
     ]
+
+
+def test_event_cause_lines_group_an_unknown_calendar_under_it_and_count_what_was_not_sent():
+    from airflow_provider_cronofy.exceptions import ItemFailure, event_cause_lines
+
+    gone = "Cronofy answered 404 for calendar 'cal_gone': the calendar does not exist."
+
+    def event(calendar_id, event_id):
+        return {"calendar_id": calendar_id, "event_id": event_id}
+
+    failures = [
+        ItemFailure(event("cal_gone", "g1"), 404, gone),
+        ItemFailure(event("cal_ok", "o1"), 422, "Cronofy rejected the request."),
+        ItemFailure(event("cal_gone", "g2"), None, "not sent: calendar 'cal_gone' is unknown.", sent=False),
+    ]
+    assert event_cause_lines(failures) == [
+        f"  - {gone} Its 2 events failed (1 not sent): 'g1', 'g2'",
+        "  - calendar 'cal_ok', event 'o1': 422: Cronofy rejected the request.",
+    ]

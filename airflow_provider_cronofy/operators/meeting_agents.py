@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cronofy.agent_rows import normalise_agents
-from airflow_provider_cronofy.exceptions import CronofyInputError, ItemFailure, cause_lines
+from airflow_provider_cronofy.exceptions import CronofyInputError, ItemFailure, cause_lines, event_cause_lines
 from airflow_provider_cronofy.operators.bulk import BulkOperator, Tally
 from airflow_provider_cronofy.validation import (
     EventKey,
@@ -221,29 +221,7 @@ class CancelIntegratedMeetingAgentOperator(BulkOperator):
         return "item" if self._one_calendar is not None else "event"
 
     def cause_lines(self, failures: list[ItemFailure]) -> list[str]:
-        if self._one_calendar is not None:
-            return cause_lines(failures)
-        # The events of an unknown calendar (a 404) are grouped under it, named once.
-        unknown: dict[str, list[ItemFailure]] = {}
-        others: list[ItemFailure] = []
-        for failure in failures:
-            if failure.status_code == 404 or not failure.sent:
-                unknown.setdefault(failure.item["calendar_id"], []).append(failure)
-            else:
-                others.append(failure)
-        lines = []
-        for calendar_id, of_calendar in unknown.items():
-            # Cronofy's answer names the calendar; an answer met before a deferral is not at hand.
-            answered = next((f.reason for f in of_calendar if f.status_code == 404), None)
-            why = answered or f"Calendar {calendar_id!r} is unknown (Cronofy answered 404 for its events)."
-            unsent = sum(1 for f in of_calendar if not f.sent)
-            listed = ", ".join(repr(f.item["event_id"]) for f in of_calendar)
-            lines.append(
-                f"  - {why} Its {plural(len(of_calendar), 'event')} failed"
-                + (f" ({unsent} not sent)" if unsent else "")
-                + f": {listed}"
-            )
-        return lines + cause_lines(others)
+        return cause_lines(failures) if self._one_calendar is not None else event_cause_lines(failures)
 
     def show(self, item: EventKey) -> str:
         if self._one_calendar is not None:
