@@ -279,7 +279,9 @@ with DAG(
     )
 
     # [START howto_dag_sync_meeting_agents]
-    @task
+    # The rows' join_urls may hold meeting passcodes: kept out of the task log (they are in
+    # the XCom, which the operator reads).
+    @task(show_return_value_in_logs=False)
     def read_meetings_to_schedule() -> list[dict[str, Any]]:
         """Rows of confirmed meetings without a scheduled agent for their time and URL."""
         return meetings_to_schedule(warehouse_hook(), datetime.now(timezone.utc))

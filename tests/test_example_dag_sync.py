@@ -159,6 +159,7 @@ def test_sync_dag_passes_the_rows_as_read_and_audits_whatever_happened():
     assert schedule.upstream_task_ids == {"read_meetings_to_schedule"}
     assert cancel.upstream_task_ids == {"read_agents_to_cancel"}
     assert schedule.pool == cancel.pool == "cronofy_api"
+    assert dag.get_task("read_meetings_to_schedule").show_return_value_in_logs is False  # join_urls
     record = dag.get_task("record_outcomes")
     assert str(record.trigger_rule).rsplit(".", 1)[-1].lower() == "all_done"
     assert record.upstream_task_ids == {"schedule_meeting_agents", "cancel_meeting_agents"}
