@@ -16,6 +16,13 @@ warehouse's ``integrated_meetings`` and maps one cancel task per Cronofy account
 ``globex``, connections ``cronofy_acme`` and ``cronofy_globex``). In run 1 one of globex's
 calendars is unknown to its token (404): only that calendar's events fail. The calendar is shared
 again before run 2, which sends only those events. The demo prints the event audit table.
+
+The sync DAG (``sync_meeting_agents.py``, ``cronofy_sync_meeting_agents``) reads the warehouse's
+``meetings`` (seeded from ``example_dags/data/meetings_sync.sql``), schedules agents for confirmed
+meetings without one and cancels those of called-off meetings, and runs twice with the emulator
+playing the worst answer to a repeated scheduling key (``duplicate``): in run 1 the answer to the
+first schedule is lost after Cronofy acted (503), and the key still ends with one agent; run 2
+sends nothing. The demo prints the sync audit table.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,8 @@ REFRESH_TOKEN = "demo-refresh-token"
 
 WAREHOUSE = HOME / "warehouse.db"
 WAREHOUSE_DAG = "cronofy_cancel_from_warehouse"
+SYNC_DAG = "cronofy_sync_meeting_agents"
+SYNC_NOT_AT_CRONOFY = "crm-meeting-5006"  # its agent was cancelled in the dashboard: Cronofy says 404
 INTEGRATED_DAG = "cronofy_cancel_integrated_from_warehouse"
 ACCOUNT_TOKENS = {"acme": "demo-acme-access-token", "globex": "demo-globex-access-token"}
 UNSHARED_CALENDAR = "cal_globex_shared"  # unknown to globex's token during run 1
@@ -67,6 +77,7 @@ def seed_warehouse() -> tuple[list[str], list[str]]:
     """Create the SQLite warehouse; return the called-off and the confirmed scheduling keys."""
     with sqlite3.connect(WAREHOUSE) as db:
         db.executescript((DAGS / "data" / "meetings_warehouse.sql").read_text())
+        db.executescript((DAGS / "data" / "meetings_sync.sql").read_text())
         rows = db.execute(
             "SELECT scheduling_key, status FROM crm_meetings ORDER BY scheduling_key"
         ).fetchall()
@@ -162,7 +173,7 @@ def run_integrated_warehouse_dag(emulator: Any) -> list[str]:
     called_off = {(a, c, e) for a, c, e, status in rows if status == "called_off"}
     accounts = sorted({a for a, *_ in rows})
     print(
-        f"5/6 Running {INTEGRATED_DAG} twice: {len(called_off)} called-off events of {len(rows)} in "
+        f"5/7 Running {INTEGRATED_DAG} twice: {len(called_off)} called-off events of {len(rows)} in "
         f"integrated_meetings, accounts {', '.join(accounts)} (one mapped task each, connections "
         f"{', '.join('cronofy_' + a for a in accounts)}); in run 1 {UNSHARED_CALENDAR} is unknown to "
         "globex's token, and is shared again before run 2:"
@@ -223,6 +234,93 @@ def run_integrated_warehouse_dag(emulator: Any) -> list[str]:
     return problems
 
 
+def sync_tables() -> tuple[list[tuple[Any, ...]], dict[str, str], list[tuple[Any, ...]]]:
+    """The sync DAG's view: (scheduling_key, status, join_time) of each meeting, its state table
+    as {key: state}, and its audit rows (run_id, scheduling_key, action, outcome, reason)."""
+    with sqlite3.connect(WAREHOUSE) as db:
+        meetings = db.execute(
+            "SELECT scheduling_key, status, join_time FROM meetings ORDER BY scheduling_key"
+        ).fetchall()
+        agents = dict(db.execute("SELECT scheduling_key, state FROM cronofy_meeting_agents").fetchall())
+        audit = db.execute(
+            "SELECT run_id, scheduling_key, action, outcome, reason FROM cronofy_sync_audit "
+            "ORDER BY recorded_at, run_id, action, scheduling_key"
+        ).fetchall()
+    db.close()
+    return meetings, agents, audit
+
+
+def run_sync_dag(emulator: Any) -> list[str]:
+    """Step 6: the sync DAG twice, with an answer lost after acting in run 1; return the problems."""
+    with sqlite3.connect(WAREHOUSE) as db:  # the audit table is the DAG's: not there before run 1
+        earlier = db.execute(
+            "SELECT scheduling_key, join_url, join_time FROM cronofy_meeting_agents"
+        ).fetchall()
+    db.close()
+    for key, join_url, join_time in earlier:  # the agents earlier nights scheduled
+        if key != SYNC_NOT_AT_CRONOFY:
+            emulator.schedule_agent(key, join_url=join_url, join_time=join_time)
+    emulator.repeated_scheduling_key = "duplicate"  # the worst case: a repeated key adds an agent
+    print(
+        f"6/7 Running {SYNC_DAG} twice: {len(earlier)} agents scheduled by earlier nights; the emulator "
+        "adds a second agent when a key is scheduled again (duplicate), and in run 1 the answer to the "
+        "first schedule is lost after Cronofy acted (503):"
+    )
+    emulator.fail_next(1, 503, method="POST", path="/v1/meeting_agents", after_acting=True)
+    env = {"AIRFLOW_CONN_CRONOFY_DEFAULT": emulator.airflow_connection_json(max_concurrency=1)}
+    outcomes = []
+    for run in (1, 2):
+        before = len(emulator.requests)
+        log_name = f"{SYNC_DAG}-run{run}.log"
+        result = airflow("dags", "test", SYNC_DAG, log_name=log_name, may_fail=True, env=env)
+        output = result.stdout + result.stderr
+        ok = result.returncode == 0 and ("state=success" in output or "DagRunState.SUCCESS" in output)
+        sent = [
+            (r.method, r.json["scheduling_key"], r.status)
+            for r in emulator.requests[before:]
+            if r.path == "/v1/meeting_agents" and isinstance(r.json, dict)
+        ]
+        print(
+            f"    run {run}: {'success' if ok else 'failed'} (log: {HOME.name}/{log_name}); {len(sent)} request(s):"
+        )
+        for method, key, status in sent:
+            print(f"      {method:6s} {key:18s} -> {status}")
+        outcomes.append((ok, sent))
+        if "pwd=" in output:  # the seed's join_urls carry passcodes; no log line may show one
+            outcomes[-1] = (False, sent)
+            print(f"    a join_url's passcode is in {log_name}")
+    emulator.repeated_scheduling_key = "replace"
+    meetings, agents, audit = sync_tables()
+    print(f"    Audit table cronofy_sync_audit ({len(audit)} rows):")
+    print(f"      {'run_id':42s} {'scheduling_key':18s} {'action':8s} {'outcome':10s} reason")
+    for run_id, key, action, outcome, reason in audit:
+        print(f"      {run_id:42s} {key:18s} {action:8s} {outcome:10s} {reason or ''}")
+
+    problems = []
+    (first_ok, first_sent), (second_ok, second_sent) = outcomes
+    if not (first_ok and second_ok):
+        problems.append(f"{SYNC_DAG} run {'1' if not first_ok else '2'} failed")
+    lost = next((key for method, key, _ in first_sent if method == "POST"), None)
+    if [m for m, k, _ in first_sent if k == lost] != ["DELETE", "POST", "DELETE", "POST"]:
+        problems.append(f"{SYNC_DAG} run 1 did not send the lost schedule of {lost} again as a pair")
+    if second_sent:
+        problems.append(f"{SYNC_DAG} run 2 sent {second_sent}, expected nothing")
+    if len({run_id for run_id, *_ in audit}) != 1:
+        problems.append(
+            f"the sync audit holds {len({r for r, *_ in audit})} run(s), expected 1 (run 2 had nothing to do)"
+        )
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for key, status, join_time in meetings:
+        wanted = 1 if status == "confirmed" and join_time > now else 0
+        if emulator.live_agents(key) != wanted:
+            problems.append(
+                f"{key} ({status}) has {emulator.live_agents(key)} live agent(s), expected {wanted}"
+            )
+        if (agents.get(key) == "scheduled") != bool(wanted):
+            problems.append(f"{key} ({status}): the state table says {agents.get(key)}")
+    return problems
+
+
 def main() -> int:
     shutil.rmtree(HOME, ignore_errors=True)
     HOME.mkdir()
@@ -239,7 +337,7 @@ def main() -> int:
     called_off = [r["scheduling_key"] for r in rows if r["status"] == "called_off"]
     confirmed = [r["scheduling_key"] for r in rows if r["status"] != "called_off"]
 
-    print(f"1/6 Setting up Airflow in {HOME.relative_to(ROOT)} (SQLite metadata database) ...")
+    print(f"1/7 Setting up Airflow in {HOME.relative_to(ROOT)} (SQLite metadata database) ...")
     airflow("db", "migrate", log_name="db-migrate.log")
     airflow(
         "pools", "set", "cronofy_api", "1", "Cronofy API (rate limited per application)", "--include-deferred"
@@ -263,12 +361,12 @@ def main() -> int:
             access_token=ACCESS_TOKEN, refresh_token=REFRESH_TOKEN
         )
         print(
-            f"2/6 Cronofy emulator on {emulator.url}: {len(emulator.scheduled_agents)} scheduled agents, "
+            f"2/7 Cronofy emulator on {emulator.url}: {len(emulator.scheduled_agents)} scheduled agents, "
             f"3 events with agents; SQLite warehouse {HOME.name}/{WAREHOUSE.name}: "
             f"{len(wh_called_off)} called-off meetings, {len(wh_confirmed)} confirmed"
         )
 
-        print("3/6 Running the example DAGs with `airflow dags test` ...")
+        print("3/7 Running the example DAGs with `airflow dags test` ...")
         for dag_id in ("cronofy_cancel_scheduled_agents", "cronofy_cancel_integrated_agents"):
             result = airflow("dags", "test", dag_id, log_name=f"{dag_id}.log")
             output = result.stdout + result.stderr
@@ -283,7 +381,7 @@ def main() -> int:
                 return 1
 
         print(
-            f"4/6 Running {WAREHOUSE_DAG} twice; during run 1 Cronofy answers 503 to {OUTAGE_KEY} and asks "
+            f"4/7 Running {WAREHOUSE_DAG} twice; during run 1 Cronofy answers 503 to {OUTAGE_KEY} and asks "
             "to wait an hour (Retry-After: 3600, more than the hook sleeps for, so the key fails at once; "
             "this demo's connection keeps one request in flight, so that key is the first one sent):"
         )
@@ -309,12 +407,13 @@ def main() -> int:
             print(f"      {run_id:42s} {recorded_at:19s}  {key:24s} {outcome:10s} {reason or ''}")
 
         integrated_problems = run_integrated_warehouse_dag(emulator)
+        sync_problems = run_sync_dag(emulator)
 
         agents = emulator.scheduled_agents
         events = {key: event for key, event in emulator.events.items() if key[0] == "cal_demo"}
         requests = emulator.requests
 
-    print("6/6 What the emulator saw:")
+    print("7/7 What the emulator saw:")
     print(f"    {len(requests)} requests on {emulator.connections_opened} TCP connection(s)")
     for method, path in sorted({(r.method, r.path) for r in requests}):
         count = sum(1 for r in requests if (r.method, r.path) == (method, path))
@@ -342,13 +441,14 @@ def main() -> int:
         first_ok, second_ok, first_sent, second_sent, audit, agents, wh_called_off, wh_confirmed
     )
     problems += integrated_problems
+    problems += sync_problems
     if problems:
         print("DEMO FAILED: " + "; ".join(problems))
         return 1
     print(
         "Demo OK: the called-off meetings' agents are cancelled, the rest untouched; the warehouse "
         "DAGs' re-runs sent nothing for what their first runs cancelled; an unknown calendar cost "
-        "only its own events."
+        "only its own events; the sync DAG left one agent per confirmed meeting and its re-run sent nothing."
     )
     return 0
 

@@ -35,6 +35,7 @@ def test_example_dags_import_without_errors():
         "cronofy_cancel_integrated_agents",
         "cronofy_cancel_from_warehouse",
         "cronofy_cancel_integrated_from_warehouse",
+        "cronofy_sync_meeting_agents",
     }
 
 
