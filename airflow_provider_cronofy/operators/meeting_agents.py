@@ -343,8 +343,9 @@ class ScheduleMeetingAgentOperator(BulkOperator):
     /v1/meeting_agents`` with ``scheduling_key``, ``join_url``, ``join_time`` (in UTC) and the
     optional fields, authorised by the connection's API key, with up to ``max_concurrency``
     agents in flight under the pacer. Cancelling first means a key never has two agents, whatever
-    Cronofy does with a repeated key and however often the task runs; an agent whose answer was
-    lost is retried as the same pair (see :mod:`airflow_provider_cronofy.hooks.meeting_agents`).
+    Cronofy does with a repeated key and however often the task runs, one writer per key at a
+    time (``max_active_runs=1``); an agent whose answer was lost is retried as the same pair (see
+    :mod:`airflow_provider_cronofy.hooks.meeting_agents` and docs/howto/scheduling.md).
 
     :param agents: a list of dicts (templated; an upstream task's XCom of warehouse rows is the
         everyday case), each with ``scheduling_key``, ``join_url`` (``https://``), ``join_time``
