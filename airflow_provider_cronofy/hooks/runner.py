@@ -1,20 +1,6 @@
-"""The bulk runner: many items through one job, a bounded number of requests in flight.
+"""The bulk runner: many items through one job, at most ``max_concurrency`` units in flight.
 
-:class:`BulkRun` hands units of items (one, or a batch) to at most ``max_concurrency`` workers
-of a thread pool and records each item's result in its :class:`RunResult`, which the caller
-reads when the run returns, or after an interruption. It never holds more than that many units
-at once, and never blocks on one item:
-
-- a :class:`~.transport.RetryLater` result re-queues the item with a not-before time, freeing its
-  worker at once; a later unit picks it up (a batch job merges it with others);
-- a failure every other item would meet too (:func:`~airflow_provider_cronofy.exceptions.stops_a_bulk_run`)
-  sets the run's stop event in the worker that met it: every request waiting for a pacer slot
-  wakes and is not sent, units in flight finish and are recorded, and the items never sent are
-  ``not_attempted``;
-- an interruption of the calling thread (``execution_timeout``, SIGTERM) sets the stop event
-  too, records every result already in hand, and propagates.
-
-A progress line is logged from the run's own loop every :data:`PROGRESS_EVERY_SECONDS`.
+How a run goes (retries re-queued, a stop, progress): docs/howto/concurrency.md ("What a run does").
 """
 
 from __future__ import annotations
@@ -48,12 +34,8 @@ PROGRESS_EVERY_SECONDS = 10.0
 """A progress line at least this often while a run sends (and at most this often)."""
 
 Job = Callable[[list[Any], threading.Event], list[Any]]
-"""Sends one unit of items once; ``stop`` is the run's stop event, which every send checks.
-
-Returns one result per item, in order: an outcome name (the item succeeded), an exception (it
-failed) or a :class:`~.transport.RetryLater` (worth another attempt); a
-:class:`~.transport.NotSent` means the run stopped before the item's request left.
-"""
+"""Sends one unit of items once, checking the run's stop event; returns per item, in order, an
+outcome name, an exception, a :class:`~.transport.RetryLater` or a :class:`~.transport.NotSent`."""
 
 
 @dataclass(frozen=True)
@@ -130,10 +112,12 @@ class _Waiting:
 
 
 class BulkRun:
-    """One run of ``job`` over ``items`` (see the module docstring); :meth:`run` sends them.
-
-    Failure reasons are recorded as the job's errors word them (the hook's errors hide every
-    credential already).
+    """One run of ``job`` over ``items``; :meth:`run` sends them, at most
+    ``settings.max_concurrency`` units at once. A :class:`~.transport.RetryLater` re-queues the
+    item with a not-before time, freeing its worker; a failure every other item would meet too
+    (:func:`~airflow_provider_cronofy.exceptions.stops_a_bulk_run`) or an interruption sets
+    :attr:`stop`: no waiting request is sent, and the items never sent are ``not_attempted``.
+    A progress line is logged at least every :data:`PROGRESS_EVERY_SECONDS`.
     """
 
     def __init__(
@@ -209,7 +193,7 @@ class BulkRun:
         return self.result
 
     def _next_unit(self, fresh: Any) -> list[tuple[int, int]]:
-        """``(index, attempts so far)`` of the next unit: retries that are due first, then fresh items."""
+        """``(index, attempts so far)`` of the next unit: due retries first, then fresh items."""
         size = self._settings.unit_size
         unit: list[tuple[int, int]] = []
         now = self._clock()

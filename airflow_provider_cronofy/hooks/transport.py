@@ -1,11 +1,7 @@
 """How requests reach Cronofy: the HTTP session, pacing, one attempt, and the retry rule.
 
-This module knows settings, the pacer and HTTP; it knows no Cronofy call and never imports the
-hook. :meth:`Transport.exchange` paces one request, checks the run's stop event, sends it once
-and reads the answer; a retryable outcome (429, 5xx, a timeout, a dropped connection) is raised
-as :class:`RetryLater` for the caller to wait on. A refused connection to a loopback host is not
-retryable (see :func:`~.connection_errors.refused_on_loopback`). :class:`RetryPolicy` says
-whether an item gets another attempt and after how long, for single calls and bulk runs alike.
+Knows settings, the pacer and HTTP, no Cronofy call; a retryable outcome (429, 5xx, a timeout, a
+dropped connection) is raised as :class:`RetryLater` for the caller to wait on.
 """
 
 from __future__ import annotations
@@ -72,11 +68,7 @@ class Request(NamedTuple):
 
 class RetryLater(Exception):
     """One attempt failed in a way worth another try: a retryable reply, or a transport error.
-
-    :meth:`give_up` is the item's failure once its retries are spent: for a reply, worded by
-    ``word`` (the call's own wording, set by :meth:`worded_by`); for a transport error, what
-    happened and what to check.
-    """
+    :meth:`give_up` words the item's failure once its retries are spent."""
 
     def __init__(
         self, reply: Reply | None, error: Exception | None = None, *, what: str = "", summary: str = ""
@@ -135,25 +127,15 @@ class NotSent(Exception):
     """The run was stopped before this request left: nothing was sent."""
 
 
-def wait_out(seconds: float, stop: threading.Event | None = None) -> None:
-    """Sit out ``seconds`` of real time: on ``stop`` when given, so that setting it ends the wait."""
-    if stop is None:
-        time.sleep(seconds)
-    else:
-        stop.wait(seconds)
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a failed attempt is retried: the same rule for single calls and bulk runs.
+    """How a failed attempt is retried, for single calls and bulk runs alike.
 
     :param max_retries: retries after the first attempt.
-    :param backoff: first back-off in seconds when Cronofy gives no ``Retry-After``; doubles on
-        each retry, up to ``backoff_max``, with full jitter.
+    :param backoff: first back-off (s) without a ``Retry-After``; doubles up to ``backoff_max``,
+        with full jitter.
     :param max_retry_after: a ``Retry-After`` longer than this fails the item instead.
-    :param sleep: how a single call waits between attempts (a bulk run re-queues instead);
-        ``None`` (default): real time, ended at once by the run's stop event when the call
-        serves a bulk run (a token refresh).
+    :param sleep: how a single call waits between attempts; ``None``: real time, on the run's stop.
     """
 
     max_retries: int
@@ -200,13 +182,7 @@ def open_session(base_url: str, pool_size: int) -> requests.Session:
 
 
 class Transport:
-    """Sends requests for one hook: paced, checked against the run's stop, counted.
-
-    :param settings: the resolved connection settings (base URL, timeouts).
-    :param pacer: the process-wide pacer every attempt goes through.
-    :param policy: the retry policy (back-off, cap, longest ``Retry-After``, ``max_retries``).
-    :param session: the HTTP session to send on.
-    """
+    """Sends requests for one hook: paced, checked against the run's stop, counted."""
 
     def __init__(
         self,
@@ -334,12 +310,9 @@ class Transport:
         retries: int | None = None,
         stop: threading.Event | None = None,
     ) -> Reply:
-        """Run ``attempt`` until it returns a reply, sleeping ``policy.sleep`` between retryable failures.
-
-        After ``retries`` retries (the policy's ``max_retries`` by default) returns the last
-        retryable reply (its ``attempts`` set), or raises the transport error's failure.
-        ``stop`` (a bulk run's stop event) ends a back-off at once.
-        """
+        """Run ``attempt`` until it returns a reply, waiting between retryable failures (``stop``
+        ends a wait). After ``retries`` retries (default ``max_retries``) returns the last
+        retryable reply, or raises the transport error's failure."""
         policy = self.policy if retries is None else replace(self.policy, max_retries=retries)
         attempts = 1
         while True:
@@ -353,10 +326,12 @@ class Transport:
                 delay = policy.delay(attempts, retry)
                 attempts += 1
                 self.note_retry(retry.what, retry, delay, attempts)
-                if policy.sleep is None:
-                    wait_out(delay, stop)
-                else:
+                if policy.sleep is not None:
                     policy.sleep(delay)
+                elif stop is not None:
+                    stop.wait(delay)
+                else:
+                    time.sleep(delay)
 
 
 def log_retry(what: str, retry: RetryLater, delay: float, next_attempt: int, policy: RetryPolicy) -> None:
