@@ -121,10 +121,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [
-            {
-                "integration-name": "Cronofy",
-                "python-modules": ["airflow_provider_cronofy.hooks.cronofy"],
-            }
+            {"integration-name": "Cronofy", "python-modules": ["airflow_provider_cronofy.hooks.cronofy"]}
         ],
         "operators": [
             {
@@ -133,10 +130,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "triggers": [
-            {
-                "integration-name": "Cronofy",
-                "python-modules": ["airflow_provider_cronofy.triggers.resume_at"],
-            }
+            {"integration-name": "Cronofy", "python-modules": ["airflow_provider_cronofy.triggers.resume_at"]}
         ],
         "connection-types": [
             {

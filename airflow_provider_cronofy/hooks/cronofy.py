@@ -17,10 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_cronofy.agent_rows import normalise_agents
-from airflow_provider_cronofy.exceptions import (
-    CronofyAPIError,
-    CronofyFatalAPIError,
-)
+from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyFatalAPIError
 from airflow_provider_cronofy.hooks.connection import CronofyConnection
 from airflow_provider_cronofy.hooks.error_messages import json_or_none
 from airflow_provider_cronofy.hooks.events import (
@@ -30,20 +27,9 @@ from airflow_provider_cronofy.hooks.events import (
     events_path,
 )
 from airflow_provider_cronofy.hooks.meeting_agents import AgentScheduling, ScheduledCancellation
-from airflow_provider_cronofy.hooks.runner import (
-    BulkRun,
-    Job,
-    PerItem,
-    Report,
-    RunResult,
-    RunSettings,
-)
+from airflow_provider_cronofy.hooks.runner import BulkRun, Job, PerItem, Report, RunResult, RunSettings
 from airflow_provider_cronofy.hooks.tokens import Sender
-from airflow_provider_cronofy.hooks.transport import (
-    Reply,
-    Request,
-    RetryLater,
-)
+from airflow_provider_cronofy.hooks.transport import Reply, Request, RetryLater
 from airflow_provider_cronofy.validation import (
     check_choice,
     check_json_body,

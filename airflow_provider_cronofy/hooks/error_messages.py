@@ -12,11 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyConfigError, CronofyFatalAPIError
-from airflow_provider_cronofy.hooks.transport import (
-    RETRYABLE_STATUSES,
-    Reply,
-    status_text,
-)
+from airflow_provider_cronofy.hooks.transport import RETRYABLE_STATUSES, Reply, status_text
 
 FATAL_STATUSES = frozenset({401, 402, 403, 423})
 """Statuses after which every other item of a bulk run would fail the same way."""

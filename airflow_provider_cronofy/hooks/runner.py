@@ -120,13 +120,7 @@ class BulkRun:
     A progress line is logged at least every :data:`PROGRESS_EVERY_SECONDS`.
     """
 
-    def __init__(
-        self,
-        items: Sequence[Any],
-        job: Job,
-        settings: RunSettings,
-        report: Report,
-    ) -> None:
+    def __init__(self, items: Sequence[Any], job: Job, settings: RunSettings, report: Report) -> None:
         self.items = items
         self.result = RunResult([None] * len(items))
         """What the run did so far: complete once :meth:`run` returns; after an interruption,
@@ -256,7 +250,7 @@ class BulkRun:
                         index,
                         before,
                         StoppedBeforeRetry(
-                            "Sent, but not finished: the run stopped at an error every other item would meet too.",
+                            "Sent, but not finished: the run stopped at an error every other item would meet too."
                         ),
                     )
             elif isinstance(result, RetryLater):
@@ -326,10 +320,7 @@ class PerItem:
     unit_size = 1
 
     def __init__(
-        self,
-        sender: Sender,
-        request: Callable[[Any], Request],
-        read: Callable[[Reply, Any], Any],
+        self, sender: Sender, request: Callable[[Any], Request], read: Callable[[Reply, Any], Any]
     ) -> None:
         self.sender = sender
         self.request = request

@@ -185,11 +185,7 @@ class Transport:
     """Sends requests for one hook: paced, checked against the run's stop, counted."""
 
     def __init__(
-        self,
-        settings: CronofySettings,
-        pacer: RequestPacer,
-        policy: RetryPolicy,
-        session: requests.Session,
+        self, settings: CronofySettings, pacer: RequestPacer, policy: RetryPolicy, session: requests.Session
     ) -> None:
         self.settings = settings
         self.pacer = pacer
@@ -304,11 +300,7 @@ class Transport:
         log_retry(what, retry, delay, next_attempt, self.policy)
 
     def with_retries(
-        self,
-        attempt: Callable[[], Reply],
-        *,
-        retries: int | None = None,
-        stop: threading.Event | None = None,
+        self, attempt: Callable[[], Reply], *, retries: int | None = None, stop: threading.Event | None = None
     ) -> Reply:
         """Run ``attempt`` until it returns a reply, waiting between retryable failures (``stop``
         ends a wait). After ``retries`` retries (default ``max_retries``) returns the last
