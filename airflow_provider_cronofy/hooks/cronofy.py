@@ -1,10 +1,7 @@
-"""CronofyHook: the Cronofy calls (Meeting Agents, tokens, any endpoint) on an Airflow connection.
+"""CronofyHook: the Cronofy calls (Meeting Agents, events, any endpoint) on an Airflow connection.
 
-One method per Cronofy action, for one item and for a whole list: the list methods hand the
-items to the bulk runner (:mod:`.runner`) with the action's job and return its
-:class:`~.runner.RunResult`. The connection's settings live in :mod:`.settings`, the HTTP
-machinery in :mod:`.transport`, the credentials in :mod:`.tokens`, the event calls in
-:mod:`.events`. No API key or token is ever put into a log line or an exception message.
+Each action is a method for one item and one for a whole list (a :class:`~.runner.BulkRun`). No
+API key or token is ever put into a log line or an exception message.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
-"""What the operators share: one bulk run, sent at once or in segments with deferrals between
-them, and its end: the done line, the XComs, the return value or the error.
-
-Nothing here imports ``requests``: DAG files import the operators.
+"""What the operators share: one bulk run, at once or in segments with deferrals between them,
+and its end (the done line, the XComs, the return value or the error). Imports no ``requests``.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -39,20 +36,13 @@ if TYPE_CHECKING:
     from airflow_provider_cronofy.hooks.cronofy import CronofyHook
     from airflow_provider_cronofy.hooks.runner import BulkRun, Report, RunResult
 
-log = logging.getLogger(__name__)
-
 DRY_RUN_ITEMS_LOGGED = 100
 """A dry run logs this many items one by one, then how many more there are."""
 
 
 class RunClock:
-    """How long a bulk run has taken, from its first ``execute`` to now, and how much of it deferred.
-
-    A run that never deferred is timed on ``clock`` (monotonic seconds) from this object's
-    creation. A deferred run resumes in another process (other machine, other monotonic clock):
-    :meth:`resumed` gives it the start and the deferred seconds carried across, on the wall clock
-    (``wall``, epoch seconds), and from then on this process's share is added on ``clock``.
-    """
+    """How long a bulk run has taken since its first ``execute``, and how much of it deferred:
+    on ``clock`` (monotonic) in this process, on ``wall`` (epoch) across a deferral (:meth:`resumed`)."""
 
     def __init__(
         self, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
@@ -73,8 +63,8 @@ class RunClock:
         return self._before + self.clock() - self._mark
 
     def resumed(self, started_at: float, deferred: float, deferrals: int) -> None:
-        """The run started at ``started_at`` (epoch seconds) in an earlier process and has spent
-        ``deferred`` seconds deferred, in ``deferrals`` deferrals, until now."""
+        """The run started at ``started_at`` (epoch s) in an earlier process; ``deferred`` seconds
+        in ``deferrals`` deferrals so far."""
         self._mark = self.clock()
         # A wall clock set back meanwhile must not make the run's time negative.
         self._before = max(0.0, self.wall() - started_at)
@@ -144,12 +134,9 @@ class Tally:
 
 
 class BulkOperator(BaseOperator):
-    """What the operators share: the connection, concurrency, dry run and deferral arguments
-    (documented on each operator), their checks, the run in segments, and its end.
-
-    A subclass names its outcomes (:attr:`outcome_names`, the first the common one), its items
-    (:meth:`noun`) and sends a segment (:meth:`start`).
-    """
+    """What the operators share (arguments documented on each operator). A subclass names its
+    outcomes (:attr:`outcome_names`, the common one first), its items (:meth:`noun`) and sends a
+    segment (:meth:`start`)."""
 
     ui_color = "#d6f0ff"
     outcome_names: tuple[str, ...] = ("cancelled",)
@@ -194,7 +181,7 @@ class BulkOperator(BaseOperator):
     """What the items are called in the line of a run a fatal error stopped."""
 
     def cause_lines(self, failures: list[ItemFailure]) -> list[str]:
-        """The error's lines on ``failures`` (presented), one per cause (see :func:`~airflow_provider_cronofy.exceptions.cause_lines`)."""
+        """The error's lines on ``failures`` (presented), one per cause."""
         return cause_lines(failures)
 
     def failure_fields(self, item: Any) -> dict[str, Any]:
@@ -377,9 +364,7 @@ class BulkOperator(BaseOperator):
 
     def _push(self, context: Any, results: Mapping[str, list[Any]], error: BaseException) -> None:
         """Push ``partial_result`` and, for a :class:`CronofyBulkError`, ``failures`` and
-        ``not_attempted``: every item is in one of the three."""
-        # A failed task pushes no return value; keep what succeeded where a retry or a person sees it,
-        # and why the rest failed, where a downstream task (an audit, an alert) can read it.
+        ``not_attempted`` (a failed task pushes no return value; an audit task reads these)."""
         ti = context.get("ti") if context else None
         if ti is None:
             return

@@ -1,13 +1,6 @@
 """Deferrable bulk runs: the state a run carries across a deferral, and the pacing estimate.
 
-With ``deferrable=True`` an operator sends its list in segments: as many items as the pacer lets
-go before a wait longer than ``defer_after``, then it defers to :class:`~airflow_provider_cronofy.triggers.resume_at.ResumeAtTrigger`
-until the next slot, carrying :class:`CarriedState` in ``next_kwargs["resume"]``, and
-``execute_complete`` goes on where it stopped (see :mod:`.bulk`). The state is JSON-native: the
-position reached, the outcomes and failures so far by position (never the items: the list is
-re-read from the rendered template field and a fingerprint proves it is the same list), the
-pacer's recent send times, and the run's start and deferred seconds. docs/howto/deferral.md
-has the rationale.
+What is carried and why: docs/howto/deferrable.md.
 """
 
 from __future__ import annotations
@@ -18,14 +11,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from airflow_provider_cronofy.exceptions import CronofyError, CronofyInputError
 from airflow_provider_cronofy.validation import check_bool
 from airflow_provider_cronofy.wording import plural
-
-if TYPE_CHECKING:
-    pass
 
 FORMAT = 1
 """Version of the carried state's layout; a state of another version is refused with a message."""
@@ -35,10 +25,8 @@ RESUME_METHOD = "execute_complete"
 
 
 def check_deferral_args(deferrable: object, defer_after: object) -> float:
-    """Return ``defer_after`` as a float; raise :class:`CronofyInputError` for unusable values.
-
-    ``deferrable`` must be a bool; ``defer_after`` a finite number of seconds above 0.
-    """
+    """``defer_after`` as a float; :class:`CronofyInputError` unless ``deferrable`` is a bool and
+    ``defer_after`` a finite number of seconds above 0."""
     check_bool("deferrable", deferrable)
     if (
         isinstance(defer_after, bool)
@@ -54,11 +42,8 @@ def check_deferral_args(deferrable: object, defer_after: object) -> float:
 
 
 def fingerprint(subject: str, items: Sequence[Any]) -> str:
-    """``"<count>:<sha256 prefix>"`` of ``subject`` and ``items`` (length-prefixed, so unambiguous).
-
-    An item is a string, a tuple of strings (``(calendar_id, event_id)``: every part counts) or
-    a dict (an agent's body: its JSON, keys sorted).
-    """
+    """``"<count>:<sha256 prefix>"`` of ``subject`` and ``items`` (strings, tuples of strings or
+    dicts), each part length-prefixed."""
     digest = hashlib.sha256()
     for text in (subject, *(part for item in items for part in _parts(item))):
         data = text.encode("utf-8", "surrogatepass")
@@ -75,18 +60,10 @@ def _parts(item: Any) -> tuple[str, ...]:
 
 @dataclass
 class CarriedState:
-    """Where a segmented run stands: everything a resumed run needs, and nothing it can re-read.
-
-    :ivar position: items before this index have an outcome; from it on nothing was sent.
-    :ivar outcomes: index -> outcome, for the items whose outcome is not the default one.
-    :ivar failures: index -> (HTTP status or ``None``, redacted reason, whether it was sent).
-    :ivar sent_at: the recent send times (epoch seconds) of the pacer, at the deferral.
-    :ivar pacer: the identity of the pacer that made them.
-    :ivar deferrals: how many times the run deferred so far.
-    :ivar started_at: when the run started (epoch seconds); ``None``: not known (an old state).
-    :ivar deferred: seconds spent deferred before the latest deferral.
-    :ivar deferred_at: when the latest deferral began (epoch seconds); ``None``: not known.
-    """
+    """Where a segmented run stands: items before ``position`` have an outcome (``outcomes``:
+    those not the default one; ``failures``: status, redacted reason, sent), none after it was
+    sent; the pacer's recent ``sent_at`` (epoch s) and its identity; the run's ``deferrals``,
+    ``started_at``, seconds ``deferred`` and latest ``deferred_at`` (``None``: not known)."""
 
     position: int = 0
     outcomes: dict[int, str] = field(default_factory=dict)
@@ -99,8 +76,7 @@ class CarriedState:
     deferred_at: float | None = None
 
     def encode(self, list_fingerprint: str) -> dict[str, Any]:
-        """The JSON-native form carried in ``next_kwargs`` (ints, floats, strings, ``None``, lists and
-        dicts only)."""
+        """The JSON-native form carried in ``next_kwargs``."""
         by_outcome: dict[str, list[int]] = {}
         for index in sorted(self.outcomes):
             by_outcome.setdefault(self.outcomes[index], []).append(index)
@@ -120,11 +96,8 @@ class CarriedState:
 
     @classmethod
     def decode(cls, data: Mapping[str, Any], list_fingerprint: str, *, name: str) -> CarriedState:
-        """Read an :meth:`encode`-d state back, checking it belongs to the list ``list_fingerprint``.
-
-        :raises CronofyInputError: the state is not one this version wrote, or the list changed
-            while the task was deferred (``name`` is the argument holding it).
-        """
+        """Read an :meth:`encode`-d state back; :class:`CronofyInputError` if this version did not
+        write it or the list (argument ``name``) no longer has ``list_fingerprint``."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
             raise CronofyInputError(
@@ -169,11 +142,8 @@ class CarriedState:
 
 
 def defer_for(operator: Any, seconds: float, state: dict[str, Any]) -> NoReturn:
-    """Defer ``operator`` for ``seconds``, carrying ``state``; Airflow resumes it in ``execute_complete``.
-
-    The state goes in ``defer()``'s kwargs (``next_kwargs["resume"]``) and in the trigger's event
-    (see :mod:`airflow_provider_cronofy.triggers.resume_at` for why both).
-    """
+    """Defer ``operator`` for ``seconds``, carrying ``state`` in ``defer()``'s kwargs and in the
+    trigger's event; Airflow resumes it in ``execute_complete``."""
     from airflow_provider_cronofy.triggers.resume_at import ResumeAtTrigger
 
     moment = datetime.now(timezone.utc) + timedelta(seconds=max(seconds, 0.0))
@@ -184,11 +154,8 @@ def defer_for(operator: Any, seconds: float, state: dict[str, Any]) -> NoReturn:
 
 
 def carried_state(event: Any, resume: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """The state a resumed run continues from: ``next_kwargs["resume"]``, else the event's.
-
-    :raises CronofyError: neither holds one (the run cannot know where it stopped; rather than
-        send every item again, it fails: clear the task to start over).
-    """
+    """The state a resumed run continues from: ``next_kwargs["resume"]``, else the event's
+    (:class:`CronofyError` if neither holds one)."""
     if resume is not None:
         return resume
     if isinstance(event, Mapping) and isinstance(event.get("resume"), Mapping):
@@ -248,8 +215,8 @@ def _undeltas_ms(deltas: Sequence[int]) -> list[float]:
 
 
 def slots_for(job: Any, count: int) -> int:
-    """Pacer slots ``count`` items of the bulk ``job`` take: a batch of ``unit_size`` items costs
-    one slot (one per entry with ``cost_per_entry``), an item of ``requests_per_item`` requests that many."""
+    """Pacer slots ``count`` items of ``job`` take (a batch: one, or one per entry with
+    ``cost_per_entry``; times ``requests_per_item``)."""
     if getattr(job, "cost_per_entry", False):
         return count
     return -(-count // unit_size(job)) * getattr(job, "requests_per_item", 1)
@@ -268,13 +235,8 @@ def unit_size(job: Any) -> int:
 
 
 def pacing_estimate_line(settings: Any, job: Any, count: int, *, deferrable: bool, defer_after: float) -> str:
-    """A dry run's line on how long ``count`` items of ``job`` would take under the connection's pacer.
-
-    Computed, not sent (:func:`~airflow_provider_cronofy.hooks.pacing.estimate_pacing`): the
-    requests (a batch carries ``job.unit_size`` events), the pacer slots they cost
-    (:func:`slots_for`), the windows of ``settings``, and with ``deferrable`` how many times
-    the run would defer after ``defer_after``.
-    """
+    """A dry run's line on how long ``count`` items of ``job`` would take under the pacer of
+    ``settings``, and how often a ``deferrable`` run would defer (computed, nothing sent)."""
     from airflow_provider_cronofy.hooks.pacing import estimate_pacing
 
     per_second, per_minute = settings.rate_limit_per_second, settings.rate_limit_per_minute

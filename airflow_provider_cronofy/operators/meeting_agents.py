@@ -1,9 +1,7 @@
 """Operators that schedule and cancel Cronofy Meeting Agents from a DAG.
 
-Each takes one item or a list (typically an upstream task's XCom), check every argument before
-the first request, send the list through the hook's bulk runner (one HTTP session, several
-requests in flight under the one pacer), log progress on long runs, and fail with one error
-listing every failed item after attempting all the others (see :mod:`.bulk`).
+Each checks every argument before the first request, sends the whole list through the hook's bulk
+runner and fails with one error listing every failed item after attempting all the others.
 """
 
 from __future__ import annotations
@@ -45,8 +43,8 @@ class CancelScheduledMeetingAgentOperator(BulkOperator):
         really holds a comma goes in a one-item list).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated).
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
-        connection's ``max_concurrency`` extra, or the
-        per-second rate limit (50 by default; 20 with pacing per second off).
+        connection's ``max_concurrency`` extra, or the per-second rate limit (50 by default; 20
+        with pacing per second off).
     :param dry_run: check the input and the connection (its settings and its API key) exactly as
         a real run would, log what would be sent and an estimate of its pacing (and deferrals),
         and send nothing; the return value is then ``{"would_cancel": [keys in input order,
@@ -144,21 +142,21 @@ class CancelIntegratedMeetingAgentOperator(BulkOperator):
         (with ``use_batch=False``, one request per event to its own calendar). An unknown
         calendar (Cronofy answers 404) fails that calendar's events only: each is listed, and
         those not sent yet when the 404 came back fail without being sent (``sent`` is ``False``
-        in their :class:`~airflow_provider_cronofy.exceptions.ItemFailure`); the other calendars' events go on. A 401, 402, 403, 423 or a refused
-        refresh token still stops the whole run: the token is the account's.
+        in their :class:`~airflow_provider_cronofy.exceptions.ItemFailure`); the other calendars'
+        events go on. A 401, 402, 403, 423 or a refused refresh token (the account's) stops the run.
     :param delete_event: delete the events instead of removing their agents (a bool).
     :param cronofy_conn_id: the ``cronofy`` connection to use (templated): one per Cronofy
         account; map the operator over it to cancel for many accounts.
     :param max_concurrency: requests in flight at once, 1 to 100; ``None`` (default) uses the
-        connection's ``max_concurrency`` extra, or the
-        per-second rate limit (50 by default; 20 with pacing per second off).
+        connection's ``max_concurrency`` extra, or the per-second rate limit (50 by default; 20
+        with pacing per second off).
     :param use_batch: send the events 50 to a ``POST /v1/batch`` (default), each entry the same
         request as above; ``False`` sends one request per event.
     :param dry_run: check the input and the connection (its settings, and an access token or
         what refreshing one needs) exactly as a real run would, log what would be sent (the
         batches, or one request per event) and an estimate of its pacing (and deferrals), and
-        send nothing (no token refresh either); the return value is then ``{"would_cancel": [event ids
-        in input order, duplicates once]}`` (with ``events``: ``[{"calendar_id", "event_id"}]``).
+        send nothing (no token refresh either); the return value is then ``{"would_cancel": [event
+        ids in input order, duplicates once]}`` (with ``events``: ``[{"calendar_id", "event_id"}]``).
     :param deferrable: free the worker slot while the run waits for the rate limit's next window
         (the triggerer waits instead); default: the ``[operators] default_deferrable`` setting.
         See :mod:`airflow_provider_cronofy.operators.deferral`.
