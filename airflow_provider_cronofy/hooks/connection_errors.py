@@ -1,9 +1,6 @@
-"""Why a request did not get an answer: connection failures and TLS failures, told apart and worded.
-
-Read from the exception's chain of causes (requests wraps urllib3, which wraps the socket's
-error); only class names and our own words are shown, never an exception's text, which can carry
-a URL with credentials (a proxy's). The one exception: a TLS failure shows the SSL library's own
-reason (``certificate verify failed: self-signed certificate``), which names no URL. :mod:`.transport` raises what this module builds.
+"""Why a request got no answer (connection and TLS failures), told apart and worded from the
+exception's chain of causes: class names and our own words only, never an exception's text (it
+can carry a proxy URL with credentials); a TLS failure shows the SSL library's reason.
 """
 
 from __future__ import annotations
@@ -37,29 +34,19 @@ _DROPPED_WRAPPED = (
 
 @dataclass(frozen=True)
 class TransportFailure:
-    """What a timeout or a connection failure was, read from the exception's chain of causes.
-
-    Only class names are kept: an exception's text can carry a URL (a proxy's, with its
-    credentials), so it is never shown.
-    """
+    """What a timeout or a connection failure was (class names only)."""
 
     kind: str
-    """``refused`` (nothing listens at host:port), ``name`` (the host name does not resolve),
-    ``connect_timeout``, ``read_timeout`` (connected, but no answer in time), ``dropped`` (reset
-    or closed before the answer was complete), ``proxy`` (the proxy failed), ``connect`` (no
-    connection for another reason, e.g. no route) or ``other``."""
+    """``refused``, ``name`` (does not resolve), ``connect_timeout``, ``read_timeout``, ``dropped``,
+    ``proxy``, ``connect`` (no connection for another reason) or ``other``."""
     cause: str | None
-    """The class name of the cause that tells the kind (``ConnectionRefusedError``), with its
-    errno name for a bare ``OSError``; ``None`` when there is none beyond the error itself."""
+    """The class name of the cause that tells the kind (with its errno name for a bare ``OSError``);
+    ``None`` when there is none beyond the error itself."""
 
 
 def exception_chain(error: BaseException) -> list[BaseException]:
-    """``error`` and every exception behind it, outermost first.
-
-    Follows what requests and urllib3 wrap causes in: urllib3's ``reason``, exceptions among the
-    ``args`` (requests' ``ConnectionError(MaxRetryError)``, ``ProtocolError(text, OSError)``),
-    ``__cause__`` and ``__context__``.
-    """
+    """``error`` and every exception behind it, outermost first (urllib3's ``reason``, exceptions
+    among the ``args``, ``__cause__`` and ``__context__``)."""
     found: list[BaseException] = []
     seen: set[int] = set()
     pending = [error]
@@ -75,7 +62,7 @@ def exception_chain(error: BaseException) -> list[BaseException]:
 
 
 def transport_failure(error: BaseException) -> TransportFailure:
-    """Tell what ``error`` (raised by requests for a send or a body read) was: see :class:`TransportFailure`."""
+    """What ``error`` (raised by requests for a send or a body read) was."""
     chain = exception_chain(error)
 
     def first(*kinds: type[BaseException]) -> BaseException | None:
@@ -137,25 +124,15 @@ def host_and_port(base_url: str) -> str:
 
 
 def refused_on_loopback(error: BaseException, settings: CronofySettings) -> bool:
-    """Whether ``error`` is a connection refused by a loopback host (not through a proxy).
-
-    Such a refusal is not retried: on the worker's own machine, "refused" means that nothing
-    listens at that port (the emulator is not running, or the port is wrong), which back-offs
-    of seconds do not change, and every other request of the run would meet it too. A refusal
-    by any other host is retried (a deploy behind a load balancer can refuse for a moment).
-    """
+    """Whether ``error`` is a connection refused by a loopback host (not through a proxy): not
+    retried (why: docs/errors.md, "When the server cannot be reached")."""
     hostname = urlsplit(settings.base_url).hostname or ""
     return is_loopback_host(hostname) and transport_failure(error).kind == "refused"
 
 
 def describe_transport_error(error: BaseException | None, settings: CronofySettings | None = None) -> str:
-    """A timeout or connection failure in a few words: what happened, and where.
-
-    ``no answer in time (ReadTimeout): ...`` for a timeout, ``connection failed
-    (ConnectionError): ...`` for another failure, then what :func:`transport_failure` tells
-    (refused, a name that does not resolve, ...) with the host:port and the timeout in question
-    from ``settings``. Class names and our words only: never the exception's text.
-    """
+    """A timeout or connection failure in a few words: what happened, and where (class names and
+    our words only)."""
     if error is None:
         return "unknown error"
     failure = transport_failure(error)
@@ -222,12 +199,8 @@ def transport_advice(error: BaseException, settings: CronofySettings) -> str:
 
 
 def tls_error(settings: CronofySettings, error: BaseException, *, item: str | None) -> CronofyFatalAPIError:
-    """A TLS failure (wrong protocol, handshake, certificate) talking to ``settings.base_url``.
-
-    Fatal: every request would meet it, and so would a retry of the task. The message says what
-    to do: for a certificate that is not trusted, ``REQUESTS_CA_BUNDLE``; when ``https://`` was
-    only assumed (the host had no scheme), the ``http://`` URL to write for a plain-HTTP server.
-    """
+    """A TLS failure talking to ``settings.base_url`` (fatal: every request would meet it), with
+    what to do."""
     cause = _ssl_cause(error)
     base_url = settings.base_url
     if isinstance(cause, ssl.SSLCertVerificationError):
@@ -256,12 +229,7 @@ def tls_error(settings: CronofySettings, error: BaseException, *, item: str | No
 def loopback_refused_error(
     settings: CronofySettings, error: BaseException, *, item: str | None
 ) -> CronofyFatalAPIError:
-    """A loopback host refused the connection: nothing listens at that port (see
-    :func:`refused_on_loopback`).
-
-    Fatal, at once: no retry, and a bulk run stops with the items never sent in
-    ``not_attempted``. The message names host:port and what to check, never the exception's text.
-    """
+    """A loopback host refused the connection (fatal at once, see :func:`refused_on_loopback`)."""
     where = host_and_port(settings.base_url)
     cause = transport_failure(error).cause or type(error).__name__
     return CronofyFatalAPIError(

@@ -1,12 +1,7 @@
-"""A ``cronofy`` connection's settings and credentials: read, resolved and validated.
+"""A ``cronofy`` connection's settings and credentials: read, resolved and validated (nothing sent).
 
-Nothing here sends a request or knows about sessions: the transport and the hook consume what
-:func:`resolve_settings` and :func:`read_credentials` return. Every error is a
-:class:`CronofyConfigError` naming the bad value and what is allowed.
-
-Each setting is read as what a UI form or a secrets backend naturally stores: a number may be a
-JSON number or a numeric string (``10``, ``"10"``, ``" 2.5 "``), and ``null``, ``""`` or a string
-of white space alone means "unset" (the default). ``true``/``false`` are never numbers.
+Each error is a :class:`CronofyConfigError` naming the bad value and what is allowed; how values
+are read (numeric strings, blanks meaning unset): docs/connection.md.
 """
 
 from __future__ import annotations
@@ -31,19 +26,12 @@ DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
 DEFAULT_MAX_RETRIES = 5
 
 DEFAULT_MAX_CONCURRENCY = 20
-"""Requests a bulk run keeps in flight when the connection and the operator set none and pacing
-per second is off (see :func:`default_max_concurrency`)."""
+"""Requests in flight when nothing sets ``max_concurrency`` and pacing per second is off."""
 
 
 def default_max_concurrency(rate_limit_per_second: int) -> int:
-    """Requests in flight when nothing sets ``max_concurrency``: the per-second limit (at most 100).
-
-    Little's law on the burst, not only on the rate: a sliding window lets the whole per-second
-    budget go at once, and it goes out at once only with that many requests in flight. With 20 in
-    flight at 300 ms, a window of 50 takes three round trips (the benchmarks' latency section
-    shows the cost); with 50 it takes one. More than the limit never helps while answers come
-    within a second. Without a per-second limit, :data:`DEFAULT_MAX_CONCURRENCY`.
-    """
+    """Requests in flight when nothing sets ``max_concurrency``: the per-second limit (at most 100),
+    or :data:`DEFAULT_MAX_CONCURRENCY` without one (why: docs/howto/concurrency.md)."""
     if not rate_limit_per_second:
         return DEFAULT_MAX_CONCURRENCY
     return max(1, min(rate_limit_per_second, MAX_CONCURRENCY_LIMIT))
@@ -66,8 +54,7 @@ class CronofySettings:
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     batch_rate_cost: str = "request"
     scheme_defaulted: bool = False
-    """Whether the connection's host had no scheme, so that ``https://`` was assumed (a TLS error
-    then suggests the ``http://`` URL to write, should the server speak plain HTTP)."""
+    """The connection's host had no scheme and ``https://`` was assumed (a TLS error then says so)."""
 
 
 class Credentials(NamedTuple):
@@ -92,10 +79,7 @@ SETTING_NAMES = (
 
 
 def resolve_settings(conn: Any, overrides: dict[str, Any]) -> CronofySettings:
-    """Return the settings of Airflow connection ``conn``, ``overrides`` winning over its extras.
-
-    :raises CronofyConfigError: a setting is unusable; the message names it and what is allowed.
-    """
+    """The settings of Airflow connection ``conn``, ``overrides`` winning over its extras."""
     extra = extra_of(conn)
     merged = {
         # A blank argument means "unset", as a blank extra does: the extra then applies.
@@ -129,10 +113,7 @@ def resolve_settings(conn: Any, overrides: dict[str, Any]) -> CronofySettings:
 
 
 def read_credentials(conn: Any) -> Credentials:
-    """Return the credentials of Airflow connection ``conn`` (password and extras).
-
-    :raises CronofyConfigError: a credential is not a string (its value is not shown).
-    """
+    """The credentials of Airflow connection ``conn`` (a non-string one is refused, not shown)."""
     extra = extra_of(conn)
     return Credentials(
         api_key=_optional_str(conn.password),
