@@ -1,7 +1,5 @@
-"""Checking the ``agents=`` rows of :class:`~airflow_provider_cronofy.operators.meeting_agents.ScheduleMeetingAgentOperator`
-before anything is sent, and turning them into the bodies Cronofy receives.
-
-Pure functions: no ``requests`` (DAG files import the operators, which import this).
+"""Checking the ``agents=`` rows of ``ScheduleMeetingAgentOperator`` before anything is sent, and
+turning them into the bodies Cronofy receives. Pure functions, no ``requests``.
 """
 
 from __future__ import annotations
@@ -14,14 +12,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cronofy.exceptions import CronofyInputError
-from airflow_provider_cronofy.validation import validate_item
+from airflow_provider_cronofy.validation import PASS_THE_LIST, shown_problems, validate_item
 
 AGENT_FIELDS = ("scheduling_key", "join_url", "join_time")
 """The fields every entry of ``agents`` must have."""
 AGENT_OPTIONAL_FIELDS = ("on_behalf_of_attendee", "subscriptions")
 """The fields an entry of ``agents`` may have; sent as given when present (and not ``None``)."""
-AGENT_PROBLEMS_SHOWN = 10
-"""How many problems an ``agents`` error lists before "... and N more"."""
 
 # ISO 8601 extended format, date and time, with a zone: the forms Python 3.10's fromisoformat
 # and 3.11's parse alike are not the same set, so the form is checked here, not by the parser.
@@ -65,10 +61,7 @@ def normalise_agents(value: object, *, now: datetime) -> list[dict[str, Any]]:
     if isinstance(value, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(value, Sequence):
         if isinstance(value, str):
             # A template rendered to text (no render_template_as_native_obj) arrives as a string.
-            hint = (
-                " Pass the list itself (an XComArg, or a template with "
-                "render_template_as_native_obj=True on the DAG)."
-            )
+            hint = f" {PASS_THE_LIST}"
         elif isinstance(value, Mapping):
             hint = " One agent goes in a one-item list: [{...}]."
         else:
@@ -106,12 +99,9 @@ def normalise_agents(value: object, *, now: datetime) -> list[dict[str, Any]]:
             )
             bad_entries.add(index)
     if problems:
-        shown = problems[:AGENT_PROBLEMS_SHOWN]
-        if len(problems) > AGENT_PROBLEMS_SHOWN:
-            shown.append(f"... and {len(problems) - AGENT_PROBLEMS_SHOWN} more.")
         raise CronofyInputError(
             f"{len(bad_entries)} of the {len(value)} {'entry' if len(value) == 1 else 'entries'} of "
-            "agents are invalid:\n  " + "\n  ".join(shown) + "\nNothing was sent."
+            "agents are invalid:\n  " + "\n  ".join(shown_problems(problems)) + "\nNothing was sent."
         )
     return list(agents.values())
 

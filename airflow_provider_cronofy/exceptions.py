@@ -1,11 +1,9 @@
-"""Exceptions raised by the Cronofy hook and operators.
+"""Exceptions raised by the Cronofy hook and operators: all :class:`AirflowException` subclasses.
 
-All of them are :class:`AirflowException` subclasses, so a task that raises one fails. Those that
-a retry cannot fix (a bad argument or setting, a missing or rejected credential, 402, 423, an
-unknown calendar) are also :class:`AirflowFailException` subclasses: Airflow fails the task at
-once instead of spending its ``retries`` on the same answer. Transient failures (429/5xx,
-timeouts after the hook's own retries) stay plain ``AirflowException`` so that Airflow's retries
-apply. None of them ever carries an API key or a token.
+Those a retry cannot fix (a bad argument or setting, a missing or rejected credential, 402, 423,
+an unknown calendar) are also :class:`AirflowFailException` subclasses, so Airflow does not spend
+the task's ``retries`` on them; transient ones (429/5xx, timeouts) stay plain. None of them ever
+carries an API key or a token.
 """
 
 from __future__ import annotations
@@ -26,19 +24,13 @@ class CronofyError(AirflowException):
 
 
 class CronofyConfigError(CronofyError, AirflowFailException, ValueError):
-    """The connection or the hook's arguments are unusable, or a credential is missing.
-
-    Raised before any request is sent. An :class:`AirflowFailException`: a task retry would read
-    the same connection.
-    """
+    """The connection or the hook's arguments are unusable, or a credential is missing (raised
+    before any request is sent; an :class:`AirflowFailException`)."""
 
 
 class CronofyInputError(CronofyError, AirflowFailException, ValueError):
-    """An operator or hook argument is invalid (raised before any request is sent).
-
-    It is an :class:`AirflowFailException`: retrying the task with the same input cannot succeed,
-    so Airflow fails the task at once instead of spending its retries.
-    """
+    """An operator or hook argument is invalid (raised before any request is sent; an
+    :class:`AirflowFailException`)."""
 
 
 class CronofyAPIError(CronofyError):
@@ -51,8 +43,8 @@ class CronofyAPIError(CronofyError):
     :ivar item: the scheduling key or event id the request was about, when there was one.
     :ivar fatal: ``True`` when every other item of a bulk run would fail the same way
         (401, 402, 403, 423, an unknown calendar, a refused refresh token, a TLS failure, a
-        connection refused by a loopback host); a bulk run stops.
-        Such errors are :class:`CronofyFatalAPIError` instances.
+        connection refused by a loopback host); a bulk run stops. Such errors are
+        :class:`CronofyFatalAPIError` instances.
     """
 
     status_code: int | None  # type: ignore[assignment, unused-ignore]  # AirflowException's is an HTTPStatus
@@ -76,10 +68,7 @@ class CronofyAPIError(CronofyError):
 class CronofyFatalAPIError(CronofyAPIError, AirflowFailException):
     """An answer that a retry cannot change: 401, 402, 403, 423, an unknown calendar (404 on a
     calendar call), a refused refresh token, a TLS failure, a connection refused by a loopback
-    host (nothing listens there), a malformed request URL.
-
-    An :class:`AirflowFailException`, so Airflow does not re-run the task to meet it again.
-    ``fatal`` is always ``True``.
+    host (nothing listens there), a malformed request URL. ``fatal`` is always ``True``.
     """
 
     def __init__(self, message: str, **details: Any) -> None:
@@ -87,11 +76,8 @@ class CronofyFatalAPIError(CronofyAPIError, AirflowFailException):
 
 
 def stops_a_bulk_run(error: BaseException) -> bool:
-    """Whether ``error`` means every other item of a bulk run would fail the same way.
-
-    True for a fatal :class:`CronofyAPIError` (401, 402, 403, 423, an unknown calendar, a refused
-    refresh token) and for any other :class:`CronofyError` (a bad setting, a missing credential).
-    """
+    """Whether every other item of a bulk run would fail as ``error`` did: a fatal
+    :class:`CronofyAPIError`, or any other :class:`CronofyError` (a bad setting, a credential)."""
     if isinstance(error, CronofyAPIError):
         return error.fatal
     return isinstance(error, CronofyError)
@@ -149,20 +135,14 @@ class CronofyBulkError(CronofyAPIError):
 
 
 class CronofyFatalBulkError(CronofyBulkError, AirflowFailException):
-    """A bulk run stopped by an error that a retry cannot fix (see :class:`CronofyFatalAPIError`).
-
-    An :class:`AirflowFailException`: Airflow fails the task without spending its retries.
-    """
+    """A bulk run stopped by an error that a retry cannot fix (see :class:`CronofyFatalAPIError`);
+    an :class:`AirflowFailException`."""
 
 
 def cause_lines(failures: Sequence[ItemFailure]) -> list[str]:
-    """The lines of a bulk error's message listing ``failures``: one explanation per cause, the
-    items of each listed compactly, causes in the order of their first item.
-
-    A cause met by one item reads ``  - 'k1': 422: <reason>``; one met by several reads
-    ``  - 2 failed: 503: <reason>`` and a line of its items, the first
-    :data:`ITEMS_SHOWN_PER_CAUSE` by name.
-    """
+    """A bulk error's lines on ``failures``, one per cause in the order of its first item:
+    ``  - 'k1': 422: <reason>``, or ``  - 2 failed: 503: <reason>`` and a line naming the first
+    :data:`ITEMS_SHOWN_PER_CAUSE` items."""
     lines = []
     groups: dict[tuple[int | None, str], list[ItemFailure]] = {}
     for failure in failures:

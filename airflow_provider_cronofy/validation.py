@@ -1,7 +1,6 @@
-"""Checks of the items the operators and the hook send: before any request, with a clear message.
+"""Checks of what the operators and the hook send, before any request, with a clear message.
 
-Kept apart from the hook so that the operators module, which every DAG file imports, does not
-pull in ``requests`` at DAG-parse time.
+Imports no ``requests``: the operators module, which every DAG file imports, uses it.
 """
 
 from __future__ import annotations
@@ -16,16 +15,22 @@ from urllib.parse import quote, unquote
 from airflow_provider_cronofy.exceptions import CronofyInputError
 from airflow_provider_cronofy.wording import plural
 
+PROBLEMS_SHOWN = 10
+"""An input error lists this many problems, then "... and N more"."""
+PASS_THE_LIST = (
+    "Pass the list itself (an XComArg, or a template with render_template_as_native_obj=True on the DAG)."
+)
+
+
+def shown_problems(problems: list[str]) -> list[str]:
+    """The first :data:`PROBLEMS_SHOWN` of ``problems``, then how many more there are."""
+    more = len(problems) - PROBLEMS_SHOWN
+    return problems[:PROBLEMS_SHOWN] + ([f"... and {more} more."] if more > 0 else [])
+
 
 def validate_item(name: str, value: object) -> None:
-    """Raise :class:`CronofyInputError` unless ``value`` is a non-blank string without padding.
-
-    Leading or trailing white space is refused: a warehouse ``CHAR(n)`` column pads its values,
-    and Cronofy would take ``"deal-1   "`` for another id than ``"deal-1"`` and cancel nothing.
-    White space inside an id is sent as given (an id of the caller's own may hold a space).
-    A string that looks like a rendered Python or JSON list, tuple or dict (``"['a', 'b']"``,
-    ``"('a', 'b')"``) is refused too: it is almost always a templated value rendered to text.
-    """
+    """Raise :class:`CronofyInputError` unless ``value`` is a non-blank string without padding
+    (a ``CHAR(n)`` column pads) that does not look like a list rendered to text."""
     if not isinstance(value, str):
         raise CronofyInputError(f"{name} must be a string, got {type(value).__name__}: {value!r:.100}.")
     if not value.strip():
@@ -38,18 +43,13 @@ def validate_item(name: str, value: object) -> None:
         )
     if (value.startswith("[") and value.endswith("]")) or _is_container_literal(value):
         raise CronofyInputError(
-            f"{name} {value!r:.100} looks like a list rendered to a string. Pass the list itself "
-            "(an XComArg, or a template with render_template_as_native_obj=True on the DAG)."
+            f"{name} {value!r:.100} looks like a list rendered to a string. {PASS_THE_LIST}"
         )
 
 
 def refuse_comma_joined(name: str, value: str) -> None:
-    """Raise :class:`CronofyInputError` when ``value`` (one id given on its own) holds a comma.
-
-    ``"deal-1,deal-2"`` passed where one id is expected is almost always several ids joined into
-    one string; Cronofy would treat it as one id and cancel nothing. An id that really holds a
-    comma goes in a one-item list, whose items are sent exactly as given.
-    """
+    """Raise :class:`CronofyInputError` when ``value`` (one id given on its own) holds a comma:
+    almost always several ids joined (one that really holds a comma goes in a one-item list)."""
     if "," in value:
         parts = [part.strip() for part in value.split(",")]
         shown = ", ".join(repr(part) for part in parts[:3]) + (", ..." if len(parts) > 3 else "")
@@ -61,13 +61,8 @@ def refuse_comma_joined(name: str, value: str) -> None:
 
 
 def calendar_path_segment(calendar_id: object) -> str:
-    """Return ``calendar_id`` percent-encoded as one URL path segment.
-
-    Every character but letters, digits and ``-._~`` is encoded (``/``, ``?`` and ``#``
-    included), so no calendar id can reach another endpoint. Ids that are blank, are ``.`` or
-    ``..`` (dot segments that a URL resolver would climb out of) or hold whitespace or control
-    characters are refused: no Cronofy calendar id looks like that.
-    """
+    """``calendar_id`` percent-encoded as one URL path segment (all but ``-._~`` and
+    alphanumerics), so it reaches no other endpoint; a blank, dot-segment or whitespace id is refused."""
     validate_item("calendar_id", calendar_id)
     assert isinstance(calendar_id, str)
     if any(ch.isspace() or not ch.isprintable() for ch in calendar_id):
@@ -87,10 +82,7 @@ MAX_CONCURRENCY_LIMIT = 100
 
 
 def check_max_concurrency(value: object) -> int | None:
-    """Return ``value`` unless it is neither ``None`` nor a whole number from 1 to 100.
-
-    :raises CronofyInputError: naming the value and the allowed range.
-    """
+    """``value`` if ``None`` or a whole number from 1 to 100, else :class:`CronofyInputError`."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY_LIMIT:
@@ -121,11 +113,8 @@ def check_method(method: object) -> str:
 
 
 def check_request_path(path: object) -> None:
-    """Raise :class:`CronofyInputError` unless ``path`` is a path from the base URL (``/v1/...``).
-
-    A query is allowed; a host, whitespace, control characters, a fragment and ``.``/``..``
-    segments (encoded ones too) are not.
-    """
+    """Raise :class:`CronofyInputError` unless ``path`` is a path from the base URL (``/v1/...``,
+    a query allowed; no host, whitespace, fragment or dot segments)."""
     problem = None
     if not isinstance(path, str):
         problem = f"must be a string, got {type(path).__name__}"
@@ -140,10 +129,7 @@ def check_request_path(path: object) -> None:
 
 
 def has_dot_segment(path: str) -> bool:
-    """Whether ``path`` holds a ``.`` or ``..`` segment, percent-encoded ones (``%2e%2e``) too.
-
-    HTTP clients and servers decode ``%2e%2e`` to ``..`` and climb out of the path it sits in.
-    """
+    """Whether ``path`` holds a ``.`` or ``..`` segment, percent-encoded ones (``%2e%2e``) too."""
     return any(unquote(segment) in (".", "..") for segment in path.split("/"))
 
 
@@ -172,13 +158,8 @@ def _is_container_literal(text: str) -> bool:
 
 
 def normalise_items(name: str, value: object) -> list[str]:
-    """Return ``value`` (one string, or a list or tuple of strings) as a list without duplicates.
-
-    Items are kept exactly as given (no stripping, commas and inner spaces included) and in input
-    order; the first of duplicates stays. An item with leading or trailing white space is refused,
-    and so is one string holding a comma (it is almost always several ids joined into one).
-    Raises :class:`CronofyInputError` naming every bad item.
-    """
+    """``value`` (one string, or a list or tuple of strings) as a list, duplicates once, items as
+    given; :class:`CronofyInputError` naming every bad item (padding; one string with a comma)."""
     if isinstance(value, str):
         validate_item(name, value)
         refuse_comma_joined(name, value)
@@ -194,10 +175,9 @@ def normalise_items(name: str, value: object) -> list[str]:
         except CronofyInputError as error:
             problems.append(str(error))
     if problems:
-        shown = problems[:10] + ([f"... and {len(problems) - 10} more."] if len(problems) > 10 else [])
         raise CronofyInputError(
             f"{len(problems)} of the {len(value)} items of {name} are invalid; nothing was sent:\n  "
-            + "\n  ".join(shown)
+            + "\n  ".join(shown_problems(problems))
         )
     return list(dict.fromkeys(value))
 
@@ -206,7 +186,6 @@ EventKey = tuple[str, str]
 """One event: ``(calendar_id, event_id)``."""
 
 EVENT_FIELDS = ("calendar_id", "event_id")
-PROBLEMS_SHOWN = 10
 
 
 def normalise_events(value: object) -> list[EventKey]:
@@ -220,12 +199,7 @@ def normalise_events(value: object) -> list[EventKey]:
     """
     if isinstance(value, (str, bytes, bytearray, Mapping, set, frozenset)) or not isinstance(value, Sequence):
         # A template rendered to text (no render_template_as_native_obj) arrives as a string.
-        hint = (
-            " Pass the list itself (an XComArg, or a template with render_template_as_native_obj=True "
-            "on the DAG)."
-            if isinstance(value, str)
-            else ""
-        )
+        hint = f" {PASS_THE_LIST}" if isinstance(value, str) else ""
         raise CronofyInputError(
             'events must be a list of {"calendar_id": ..., "event_id": ...} dicts, got '
             f"{type(value).__name__}: {value!r:.100}.{hint}"
@@ -239,12 +213,9 @@ def normalise_events(value: object) -> list[EventKey]:
         else:
             keys.append((entry["calendar_id"], entry["event_id"]))
     if problems:
-        shown = problems[:PROBLEMS_SHOWN]
-        if len(problems) > PROBLEMS_SHOWN:
-            shown.append(f"... and {len(problems) - PROBLEMS_SHOWN} more.")
         raise CronofyInputError(
             f"{len(problems)} of the {plural(len(value), 'entry', 'entries')} of events are invalid; "
-            "nothing was sent:\n  " + "\n  ".join(shown)
+            "nothing was sent:\n  " + "\n  ".join(shown_problems(problems))
         )
     return list(dict.fromkeys(keys))
 
