@@ -1,15 +1,5 @@
-"""What ``CronofyHook.test_connection`` checks: each credential a run will use, with one request.
-
-- The settings are resolved and validated (by the caller, before :func:`check_connection`).
-- The API key: ``DELETE /v1/meeting_agents`` for a scheduling key nobody can have scheduled
-  (``airflow-connection-test-<uuid4 hex>``). Cronofy has no read-only call that checks an API key;
-  cancelling a key that names no agent changes nothing. 202, 404 and 422 mean the key was
-  accepted; 401 that it was rejected; 402 that the plan lacks Meeting Agents.
-- The access token: ``GET /v1/userinfo``. Never a token refresh (a refresh can rotate the refresh
-  token, which the connection could not store back).
-
-One attempt each, no retry: a person is waiting on the test button. No credential is ever put in
-the message.
+"""What ``CronofyHook.test_connection`` checks: each credential a run will use, one request and one
+attempt each, never a token refresh; what each answer means: docs/connection.md.
 """
 
 from __future__ import annotations
@@ -40,12 +30,7 @@ def check_connection(
     redact: Callable[[str], str] = str,
 ) -> tuple[bool, str]:
     """Check every credential of the connection; return ``(ok, what was checked and found)``.
-
-    Sends at most two requests (one per credential). ``ok`` is False when a credential was
-    rejected, when the plan lacks Meeting Agents, or when the connection has neither an API key
-    nor an access token. Transport failures (TLS, connection refused) raise
-    :class:`~airflow_provider_cronofy.exceptions.CronofyAPIError` for the caller to report.
-    """
+    Transport failures raise :class:`~airflow_provider_cronofy.exceptions.CronofyAPIError`."""
     api = settings.base_url + (f" (data center '{settings.data_center}')" if settings.data_center else "")
     checked = [f"Settings are valid; the API is at {api}."]
     problems: list[str] = []
@@ -122,12 +107,8 @@ def _one_attempt(transport: Transport, request: Request) -> Reply:
 
 
 def show_on_airflow_cli(ok: bool, message: str) -> None:
-    """Print ``message`` when ``airflow connections test`` runs us and would drop it.
-
-    Airflow's CLI (2.11 to 3.3) prints only "Connection success!" on success, and disables
-    logging while the command runs, so what was checked, and what was not, would never reach the
-    user. The UI and the REST API show the message themselves.
-    """
+    """Print ``message`` when ``airflow connections test`` runs us: its CLI prints only "Connection
+    success!" and disables logging meanwhile (the UI and REST API show the message themselves)."""
     argv = sys.argv
     if ok and len(argv) >= 3 and argv[0].endswith("airflow") and argv[1:3] == ["connections", "test"]:
         print(message, flush=True)

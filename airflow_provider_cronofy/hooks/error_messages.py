@@ -1,8 +1,5 @@
-"""The wording of every error Cronofy's answers lead to: one place, so that each reads the same.
-
-Each function returns an exception for the caller to raise; none sends anything. Messages are
-built from our own words and Cronofy's error keys; the hook still passes them through its
-``redact`` as a last guard against a server that echoes a credential back.
+"""The wording of every error Cronofy's answers lead to, in one place; each function returns the
+exception (callers still ``redact`` it, a guard against a server echoing a credential back).
 """
 
 from __future__ import annotations
@@ -41,11 +38,8 @@ def api_error(
     can_refresh: bool = False,
     scope: str | None = None,
 ) -> CronofyAPIError:
-    """The error for a final non-2xx ``reply`` to a call authorised by ``credential``.
-
-    401, 402, 403 and 423 give a :class:`CronofyFatalAPIError` (an ``AirflowFailException``):
-    retrying cannot fix them. Other statuses give a plain :class:`CronofyAPIError`.
-    """
+    """The error for a final non-2xx ``reply`` to a call authorised by ``credential`` (fatal for
+    :data:`FATAL_STATUSES`)."""
     status = reply.status
     errors = errors_of(reply.body)
     if status == 401:
@@ -103,11 +97,7 @@ def api_error(
 def unknown_calendar_error(
     calendar_id: str, reply: Reply, *, item: str | None, fatal: bool = True
 ) -> CronofyAPIError:
-    """A 404 on a calendar call: every other event of that calendar would meet it too.
-
-    ``fatal`` (a run over one calendar): a :class:`CronofyFatalAPIError`, which stops the run;
-    otherwise (events across calendars) a plain :class:`CronofyAPIError` that fails the event.
-    """
+    """A 404 on a calendar call; ``fatal`` (one calendar's run) stops the run."""
     kind = CronofyFatalAPIError if fatal else CronofyAPIError
     return kind(
         f"Cronofy answered 404 for calendar '{calendar_id}': the calendar does not exist or "

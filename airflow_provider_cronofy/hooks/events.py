@@ -1,15 +1,6 @@
-"""The calendar-event calls that cancel a Meeting Agent, and the bulk job that sends them.
-
-One event: ``POST /v1/calendars/{calendar_id}/events`` (remove the agent, keep the event) or
-``DELETE`` the same path (delete the event), authorised by the access token. Many events:
-:class:`EventCancellation`, the runner's job, sends one such request per event, or up to
-:data:`BATCH_MAX_ENTRIES` of them in one ``POST /v1/batch`` (entries may name different
-calendars), which Cronofy answers ``207`` with one status per entry, in order.
-
-Items are ``(calendar_id, event_id)`` (:data:`EventKey`). A 404 fails that calendar's events
-only: the job remembers the calendar, and its events not sent yet fail without being sent; the
-other calendars' events go on. Errors every other event would meet too (401, 402, 403, 423, a
-refused refresh token) stop the whole run: the token is shared.
+"""The calendar-event calls that cancel a Meeting Agent, and :class:`EventCancellation`, the bulk
+job that sends them one per event or up to :data:`BATCH_MAX_ENTRIES` to a ``POST /v1/batch``.
+What a run does with each answer: docs/howto/integrated.md, docs/howto/events-across-calendars.md.
 """
 
 from __future__ import annotations
@@ -25,13 +16,10 @@ from airflow_provider_cronofy.hooks.runner import NotSentFailure
 from airflow_provider_cronofy.hooks.settings import CronofySettings
 from airflow_provider_cronofy.hooks.tokens import Sender
 from airflow_provider_cronofy.hooks.transport import RETRYABLE_STATUSES, Reply, Request, RetryLater
-from airflow_provider_cronofy.validation import calendar_path_segment
+from airflow_provider_cronofy.validation import EventKey, calendar_path_segment
 
 BATCH_MAX_ENTRIES = 50
 """Most requests one ``POST /v1/batch`` may carry (Cronofy's documented limit)."""
-
-EventKey = tuple[str, str]
-"""An event of any calendar: ``(calendar_id, event_id)``."""
 
 
 def event_scope(delete_event: bool) -> str:
@@ -40,10 +28,8 @@ def event_scope(delete_event: bool) -> str:
 
 
 def events_path(calendar_id: str) -> str:
-    """``/v1/calendars/{calendar_id}/events``, the id percent-encoded as one path segment.
-
-    :raises CronofyInputError: ``calendar_id`` is unusable.
-    """
+    """``/v1/calendars/{calendar_id}/events``, the id percent-encoded (:class:`CronofyInputError`
+    if unusable)."""
     return f"/v1/calendars/{calendar_path_segment(calendar_id)}/events"
 
 
@@ -64,21 +50,11 @@ def event_request(key: EventKey, delete_event: bool) -> Request:
 
 
 class EventCancellation:
-    """The runner's job cancelling the agents of events (see the module docstring).
-
-    With ``use_batch`` up to ``unit_size`` events go to one ``POST /v1/batch``:
-
-    - the whole batch meets 429/5xx/a timeout: every event of it is retried (the calls are
-      idempotent), together, in a later batch; a 401 refreshes the token once (``sender`` does);
-    - an entry answering 2xx: that event is cancelled; 429 or 5xx: re-sent in a later batch;
-      any other status: that event fails.
-
-    Without, one request per event. A result is ``"cancelled"`` or the event's error.
-
-    :param sender: sends with the access token and words its errors.
-    :param cost_per_entry: count a batch as one request per entry against the pacer.
-    :param unknown_calendars: calendars known to answer 404 (from before a deferral): their
-        events fail without being sent.
+    """The runner's job cancelling the agents of ``(calendar_id, event_id)`` items: with
+    ``use_batch`` up to ``unit_size`` to one ``POST /v1/batch`` (a batch counted as one request,
+    or one per entry with ``cost_per_entry``), else one request per event. A result is
+    ``"cancelled"`` or the event's error; a 404 adds its calendar to the ``unknown_calendars``,
+    whose events fail without being sent.
     """
 
     def __init__(
@@ -221,9 +197,8 @@ def event_cancellation_job(
     use_batch: bool,
     unknown_calendars: Iterable[str] = (),
 ) -> EventCancellation:
-    """The job for a connection's ``settings``: a batch counts as one request against the pacer,
-    or as one per entry when ``batch_rate_cost`` is ``entries`` (then it holds no more entries
-    than the smallest rate limit)."""
+    """The job for a connection's ``settings`` (``batch_rate_cost`` ``entries``: a batch counts one
+    per entry and holds no more than the smallest rate limit)."""
     per_entry = settings.batch_rate_cost == "entries"
     limits = [limit for limit in (settings.rate_limit_per_second, settings.rate_limit_per_minute) if limit]
     return EventCancellation(

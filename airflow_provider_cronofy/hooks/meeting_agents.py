@@ -1,21 +1,6 @@
-"""The Meeting Agent calls by scheduling key, authorised by the API key: the runner's jobs.
-
-:class:`ScheduledCancellation` cancels: ``DELETE /v1/meeting_agents`` by key (202: cancelled;
-404: no such agent). :class:`AgentScheduling` schedules so that a scheduling key never has two
-agents: cancel, then schedule.
-
-Cronofy does not say what a repeated ``scheduling_key`` does (replace the agent, add a second
-one, or refuse), and a ``POST /v1/meeting_agents`` whose answer was lost (a 5xx, a read timeout,
-a dropped connection) may have created the agent. So :class:`AgentScheduling`, the runner's job,
-schedules each agent as a pair: ``DELETE /v1/meeting_agents`` by its key (idempotent: every agent
-of the key is cancelled, none is fine), then the ``POST``. Whatever Cronofy does with a repeated
-key, a key then has at most one live agent: the one this ``POST`` created.
-
-Any retryable failure of either request retries the whole pair (the ``DELETE`` first clears what
-a lost ``POST`` may have created). A key whose retries are spent on a lost answer is reported
-failed with its state unknown: at most one agent, perhaps none; re-running the task settles it.
-A task retry or a re-run of the DAG sends the pair again: still one agent per key.
-docs/howto/scheduling.md has the reasoning.
+"""The Meeting Agent calls by scheduling key (API key): the runner's jobs. :class:`AgentScheduling`
+sends each agent as a pair, cancel then schedule, so that a key never has two agents and a lost
+answer is retried as the pair; why: docs/howto/scheduling.md.
 """
 
 from __future__ import annotations
@@ -55,10 +40,9 @@ class ScheduledCancellation(PerItem):
 
 
 class AgentScheduling:
-    """The runner's job scheduling agents (the bodies of
-    :func:`~airflow_provider_cronofy.agent_rows.normalise_agents`), two requests each: see the
-    module docstring. A result is ``"scheduled"`` or the agent's error.
-    """
+    """The runner's job scheduling agents (bodies of
+    :func:`~airflow_provider_cronofy.agent_rows.normalise_agents`), two requests each; a result is
+    ``"scheduled"`` or the agent's error."""
 
     unit_size = 1
     requests_per_item = 2

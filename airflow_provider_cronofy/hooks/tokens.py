@@ -1,9 +1,5 @@
-"""A hook's access token: what it holds now, and its single-flight refresh.
-
-The connection's access and refresh tokens are read once; a refresh (``POST /oauth/token``,
-grant ``refresh_token``, the API key as client secret) replaces them for the rest of the hook's
-life. However many threads meet an expired token at once, one refreshes and the others use its
-token; a refused refresh is remembered and raised again without asking Cronofy.
+"""A hook's credentials: the access token it holds, its single-flight refresh (a refused refresh is
+remembered and raised again without asking Cronofy), and the :class:`Sender` of one credential.
 """
 
 from __future__ import annotations
@@ -98,11 +94,7 @@ class AccessTokens:
             self.refresh(transport, where, stop)
 
     def refresh(self, transport: Transport, where: Where, stop: threading.Event | None = None) -> None:
-        """Send ``POST /oauth/token`` and keep the new token (and a rotated refresh token).
-
-        :raises CronofyConfigError: the connection lacks client_id, refresh_token or API key.
-        :raises CronofyFatalAPIError: Cronofy refused (remembered: raised again without asking).
-        """
+        """Send ``POST /oauth/token`` and keep the new token (and a rotated refresh token)."""
         creds = self.credentials
         missing = [
             name
@@ -163,10 +155,7 @@ class Sender:
         self.credential = "API key" if auth == "api_key" else "access token"
 
     def token(self, stop: threading.Event | None = None) -> str:
-        """The credential to send (an access token is refreshed first when the hook has none).
-
-        :raises CronofyConfigError: the connection lacks it and cannot get it.
-        """
+        """The credential to send (an access token is refreshed first when the hook has none)."""
         if self.auth == "api_key":
             if not self.tokens.credentials.api_key:
                 raise error_messages.api_key_missing(self._conn_id)
