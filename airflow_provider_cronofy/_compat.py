@@ -1,15 +1,5 @@
-"""The one place that imports Airflow, for every Airflow line the provider admits (2.11, 3.0-3.3).
-
-Everything else in the package imports Airflow through this module, so supporting another Airflow
-line means changing this file only.
-
-Each name is looked up on its own, newest home first: the names moved to ``airflow.sdk`` one by
-one across 3.0, 3.1 and 3.2, so trying the Airflow 3 names as one block and falling back to the
-2.11 names as another breaks on the lines in between (it did: 3.0 and 3.1 could not import the
-provider). Where each name lives on each line is in the README's "Airflow lines" section.
-
-Why not ``airflow.providers.common.compat.sdk``: it would add a dependency whose own version
-floor moves with Airflow's, for four names; the mapping below is tested on every line we admit.
+"""The one place that imports Airflow, for every Airflow line the provider admits (2.11, 3.0-3.3):
+each name looked up on its own, newest home first (why: docs/development.md, "Airflow lines").
 """
 
 from __future__ import annotations
@@ -57,12 +47,8 @@ except ImportError:
 
 
 def time_trigger_classes() -> tuple[type, type]:
-    """Airflow's ``DateTimeTrigger`` and ``TriggerEvent``, for a trigger that only waits.
-
-    The standard provider's trigger where it is installed (always on 3.x); on 2.11 without it,
-    Airflow core's. Imported when a task defers (and in the triggerer), not
-    when a DAG file is parsed: ``airflow.triggers.base`` costs about 45 ms.
-    """
+    """Airflow's ``DateTimeTrigger`` (the standard provider's where installed) and ``TriggerEvent``,
+    imported when a task defers, not when a DAG file is parsed (about 45 ms)."""
     from airflow.triggers.base import TriggerEvent
 
     try:  # apache-airflow-providers-standard: 3.x, and 2.11 where installed

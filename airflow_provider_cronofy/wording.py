@@ -4,9 +4,5 @@ from __future__ import annotations
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
-    """``"1 scheduling key"``, ``"2 scheduling keys"``: ``count`` and the noun that agrees with it.
-
-    ``plural_form`` defaults to ``singular + "s"``; pass it for nouns that do not take an ``s``
-    (``plural(2, "entry", "entries")``).
-    """
+    """``"1 scheduling key"``, ``"2 scheduling keys"``; ``plural_form`` defaults to ``singular + "s"``."""
     return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"

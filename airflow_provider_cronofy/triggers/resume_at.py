@@ -1,19 +1,5 @@
-"""The trigger a deferrable bulk run waits on: Airflow's ``DateTimeTrigger``, carrying the run's state.
-
-Why not the standard trigger as it is: ``dag.test()`` / ``airflow dags test`` on every Airflow
-line (2.11, 3.0-3.3) resumes a deferred task with ``next_kwargs = {"event": payload}``, dropping
-the ``kwargs`` given to ``defer()``, where the triggerer in production keeps them and adds
-``event``. The standard trigger's payload is its moment, so a run resumed under ``dag.test()``
-would not know where it stopped. This subclass keeps the parent's serialization (``moment``) and
-puts the carried state in the event too; it always fires an event for the task to resume on
-(``end_from_trigger=True``, which would end the task in the triggerer, is refused). It never calls
-Cronofy: a trigger may run twice after a triggerer restart (apache/airflow #67945), and waiting
-twice is harmless.
-
-Why its own ``run``: the parent's logs about 24 lines per minute of waiting ("sleeping 1
-second..." for the last 20 seconds), which buried the operator's one line per deferral in the task
-log. This one waits without a word and speaks only when something is off (it fires more than
-``LATE_AFTER_SECONDS`` after its moment: the triggerer was busy, down or restarted).
+"""The trigger a deferrable bulk run waits on: Airflow's ``DateTimeTrigger``, carrying the run's
+state in its event and waiting without a word (why: docs/howto/deferrable.md, "What waits").
 """
 
 from __future__ import annotations
@@ -28,8 +14,7 @@ from airflow_provider_cronofy._compat import time_trigger_classes
 DateTimeTrigger, TriggerEvent = time_trigger_classes()
 
 LONGEST_SLEEP_SECONDS = 60.0
-"""A wait is slept in chunks of at most this, the moment re-read after each: a wall clock that is
-set back or forward (NTP, a suspended VM) moves the firing with it, as the parent's run does."""
+"""A wait is slept in chunks of at most this, so a wall clock set back or forward moves the firing."""
 SHORTEST_SLEEP_SECONDS = 0.01
 """A chunk is at least this long: the loop never spins on a remainder of microseconds."""
 LATE_AFTER_SECONDS = 60.0
