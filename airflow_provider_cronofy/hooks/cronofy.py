@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -127,20 +126,10 @@ class CronofyHook(CronofyConnection):
             raise result
         return result
 
-    def run_settings(self, unit_size: int = 1) -> RunSettings:
-        """How this hook's bulk runs send: its ``max_concurrency``, retry policy, clock and sleep."""
-        return RunSettings(
-            max_concurrency=self.settings.max_concurrency,
-            policy=self.retry_policy(),
-            unit_size=unit_size,
-            clock=self.clock,
-            # A replaced sleep (tests) waits for the earliest retry; the real one waits on the
-            # run's stop event, so that a stop ends the wait.
-            sleep=None if self.sleep is time.sleep else self.sleep,
-        )
-
     def _bulk_run(self, items: Sequence[Any], job: Job, unit_size: int, report: Report) -> BulkRun:
-        run = BulkRun(items, job, self.run_settings(unit_size), report)
+        policy = self.retry_policy()  # its sleep: a replaced one (tests), or None (the run's stop event)
+        settings = RunSettings(self.settings.max_concurrency, policy, unit_size, self.clock, policy.sleep)
+        run = BulkRun(items, job, settings, report)
         self._runs.append(run)
         return run
 

@@ -33,12 +33,6 @@ def events_path(calendar_id: str) -> str:
     return f"/v1/calendars/{calendar_path_segment(calendar_id)}/events"
 
 
-def describe_event(item: EventKey) -> str:
-    """``event 'evt' of calendar 'cal'``, for log lines and messages."""
-    calendar_id, event_id = item
-    return f"event {event_id!r} of calendar {calendar_id!r}"
-
-
 def event_request(key: EventKey, delete_event: bool) -> Request:
     """The request (without its token) that removes the agent from, or deletes, one event."""
     calendar_id, event_id = key
@@ -104,7 +98,7 @@ class EventCancellation:
         for key in keys:
             request = event_request(key, self.delete_event)
             entries.append({"method": request.method, "relative_url": request.path, "data": request.body})
-        what = describe_event(keys[0]) if len(keys) == 1 else f"{len(keys)} events"
+        what = f"event {keys[0][1]!r} of calendar {keys[0][0]!r}" if len(keys) == 1 else f"{len(keys)} events"
         request = Request("POST", "/v1/batch", {"batch": entries}, None, what)
         try:
             reply = self.sender.send(request, len(keys) if self.cost_per_entry else 1, stop)

@@ -19,6 +19,10 @@ UNKNOWN_STATE = (
     "agent: at most one exists for the key. Re-run the task (it cancels the key before it "
     "schedules, so it never makes a second), or cancel the key."
 )
+STOPPED_BETWEEN = (
+    "not scheduled: its key was cancelled (any earlier agent of it too), then the run stopped "
+    "before the agent was scheduled. Re-run the task to schedule it."
+)
 
 
 def cancellation_request(key: str) -> Request:
@@ -64,7 +68,7 @@ class AgentScheduling:
         try:
             reply = self.sender.send(Request("POST", "/v1/meeting_agents", agent, None, key), 1, stop)
         except NotSent:
-            return [_stopped_between(key)]
+            return [CronofyAPIError(STOPPED_BETWEEN, item=key)]
         except RetryLater as retry:
             # Retried as a pair: the DELETE first cancels whatever this POST may have created.
             return [PairRetry.of(retry, self.sender, scheduling=True)]
@@ -113,11 +117,3 @@ def may_have_left(error: BaseException | None) -> bool:
 
 NEVER_LEFT = frozenset({"refused", "name", "connect_timeout", "proxy", "connect"})
 """Transport failures of a request that never reached Cronofy (no connection was made)."""
-
-
-def _stopped_between(key: str) -> CronofyAPIError:
-    return CronofyAPIError(
-        "not scheduled: its key was cancelled (any earlier agent of it too), then the run stopped "
-        "before the agent was scheduled. Re-run the task to schedule it.",
-        item=key,
-    )

@@ -262,7 +262,15 @@ class Transport:
         if reply.status in RETRYABLE_STATUSES:
             retry = RetryLater(reply, what=request.what)
             retry.item = request.item
-            self.check_retry_after(retry, request)
+            retry_after, limit = retry.retry_after, self.policy.max_retry_after
+            if retry_after is not None and retry_after > limit:
+                raise CronofyAPIError(
+                    f"Cronofy answered {reply.status} to {request.what} and asked to wait "
+                    f"{retry_after:.0f} s before retrying, more than the {limit:.0f} s "
+                    "this hook will sleep for; the item fails instead. Re-run the task later.",
+                    status_code=reply.status,
+                    item=request.item,
+                )
             raise retry
         return reply
 
@@ -277,19 +285,6 @@ class Transport:
         )
         retry.item = request.item
         return retry
-
-    def check_retry_after(self, retry: RetryLater, request: Request) -> None:
-        """Raise :class:`CronofyAPIError` if Cronofy asks to wait longer than we will."""
-        retry_after = retry.retry_after
-        limit = self.policy.max_retry_after
-        if retry.reply is not None and retry_after is not None and retry_after > limit:
-            raise CronofyAPIError(
-                f"Cronofy answered {retry.reply.status} to {request.what} and asked to wait "
-                f"{retry_after:.0f} s before retrying, more than the {limit:.0f} s "
-                "this hook will sleep for; the item fails instead. Re-run the task later.",
-                status_code=retry.reply.status,
-                item=request.item,
-            )
 
     def note_retry(
         self, what: str, retry: RetryLater, delay: float, next_attempt: int, count: int = 1

@@ -21,7 +21,6 @@ FORMAT = 1
 """Version of the carried state's layout; a state of another version is refused with a message."""
 DEFAULT_DEFER_AFTER = 10.0
 """Seconds: a run defers when its next allowed send is further away than this."""
-RESUME_METHOD = "execute_complete"
 
 
 def check_deferral_args(deferrable: object, defer_after: object) -> float:
@@ -148,7 +147,7 @@ def defer_for(operator: Any, seconds: float, state: dict[str, Any]) -> NoReturn:
 
     moment = datetime.now(timezone.utc) + timedelta(seconds=max(seconds, 0.0))
     operator.defer(
-        trigger=ResumeAtTrigger(moment, state), method_name=RESUME_METHOD, kwargs={"resume": state}
+        trigger=ResumeAtTrigger(moment, state), method_name="execute_complete", kwargs={"resume": state}
     )
     raise AssertionError("defer() returned")  # pragma: no cover - defer always raises
 
