@@ -115,9 +115,10 @@ class BulkRun:
     """One run of ``job`` over ``items``; :meth:`run` sends them, at most
     ``settings.max_concurrency`` units at once. A :class:`~.transport.RetryLater` re-queues the
     item with a not-before time, freeing its worker; a failure every other item would meet too
-    (:func:`~airflow_provider_cronofy.exceptions.stops_a_bulk_run`) or an interruption sets
+    (a fatal :class:`~airflow_provider_cronofy.exceptions.CronofyAPIError`, a bad setting) or an
+    interruption sets
     :attr:`stop`: no waiting request is sent, and the items never sent are ``not_attempted``.
-    A progress line is logged at least every :data:`PROGRESS_EVERY_SECONDS`.
+    A progress line is logged at least every 10 s.
     """
 
     def __init__(self, items: Sequence[Any], job: Job, settings: RunSettings, report: Report) -> None:
