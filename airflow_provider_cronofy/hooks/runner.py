@@ -116,9 +116,8 @@ class BulkRun:
     ``settings.max_concurrency`` units at once. A :class:`~.transport.RetryLater` re-queues the
     item with a not-before time, freeing its worker; a failure every other item would meet too
     (a fatal :class:`~airflow_provider_cronofy.exceptions.CronofyAPIError`, a bad setting) or an
-    interruption sets
-    :attr:`stop`: no waiting request is sent, and the items never sent are ``not_attempted``.
-    A progress line is logged at least every 10 s.
+    interruption sets :attr:`stop`: no waiting request is sent, and the items never sent are
+    ``not_attempted``. A progress line is logged at least every 10 s.
     """
 
     def __init__(self, items: Sequence[Any], job: Job, settings: RunSettings, report: Report) -> None:
