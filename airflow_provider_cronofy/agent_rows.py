@@ -14,13 +14,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cronofy.exceptions import CronofyInputError
-from airflow_provider_cronofy.validation import validate_item
+from airflow_provider_cronofy.validation import shown_problems, validate_item
 
 AGENT_FIELDS = ("scheduling_key", "join_url", "join_time")
 """The fields every entry of ``agents`` must have."""
 AGENT_OPTIONAL_FIELDS = ("on_behalf_of_attendee", "subscriptions")
 """The fields an entry of ``agents`` may have; sent as given when present (and not ``None``)."""
-AGENT_PROBLEMS_SHOWN = 10
 """How many problems an ``agents`` error lists before "... and N more"."""
 
 # ISO 8601 extended format, date and time, with a zone: the forms Python 3.10's fromisoformat
@@ -106,9 +105,7 @@ def normalise_agents(value: object, *, now: datetime) -> list[dict[str, Any]]:
             )
             bad_entries.add(index)
     if problems:
-        shown = problems[:AGENT_PROBLEMS_SHOWN]
-        if len(problems) > AGENT_PROBLEMS_SHOWN:
-            shown.append(f"... and {len(problems) - AGENT_PROBLEMS_SHOWN} more.")
+        shown = shown_problems(problems)
         raise CronofyInputError(
             f"{len(bad_entries)} of the {len(value)} {'entry' if len(value) == 1 else 'entries'} of "
             "agents are invalid:\n  " + "\n  ".join(shown) + "\nNothing was sent."

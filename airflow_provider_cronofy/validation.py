@@ -194,7 +194,7 @@ def normalise_items(name: str, value: object) -> list[str]:
         except CronofyInputError as error:
             problems.append(str(error))
     if problems:
-        shown = problems[:10] + ([f"... and {len(problems) - 10} more."] if len(problems) > 10 else [])
+        shown = shown_problems(problems)
         raise CronofyInputError(
             f"{len(problems)} of the {len(value)} items of {name} are invalid; nothing was sent:\n  "
             + "\n  ".join(shown)
@@ -206,7 +206,6 @@ EventKey = tuple[str, str]
 """One event: ``(calendar_id, event_id)``."""
 
 EVENT_FIELDS = ("calendar_id", "event_id")
-PROBLEMS_SHOWN = 10
 
 
 def normalise_events(value: object) -> list[EventKey]:
@@ -239,9 +238,7 @@ def normalise_events(value: object) -> list[EventKey]:
         else:
             keys.append((entry["calendar_id"], entry["event_id"]))
     if problems:
-        shown = problems[:PROBLEMS_SHOWN]
-        if len(problems) > PROBLEMS_SHOWN:
-            shown.append(f"... and {len(problems) - PROBLEMS_SHOWN} more.")
+        shown = shown_problems(problems)
         raise CronofyInputError(
             f"{len(problems)} of the {plural(len(value), 'entry', 'entries')} of events are invalid; "
             "nothing was sent:\n  " + "\n  ".join(shown)
@@ -280,3 +277,13 @@ def _entry_problem(where: str, entry: object) -> str | None:
                 "calendar_id + event_id=[...] instead.)"
             )
     return f"{where}: " + " ".join(found) if found else None
+
+
+PROBLEMS_SHOWN = 10
+"""An input error names this many bad items or entries, then says how many more there are."""
+
+
+def shown_problems(problems: list[str]) -> list[str]:
+    """The first :data:`PROBLEMS_SHOWN` of ``problems``, then ``... and N more.``"""
+    more = len(problems) - PROBLEMS_SHOWN
+    return problems[:PROBLEMS_SHOWN] + ([f"... and {more} more."] if more > 0 else [])

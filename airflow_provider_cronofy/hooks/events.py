@@ -25,13 +25,10 @@ from airflow_provider_cronofy.hooks.runner import NotSentFailure
 from airflow_provider_cronofy.hooks.settings import CronofySettings
 from airflow_provider_cronofy.hooks.tokens import Sender
 from airflow_provider_cronofy.hooks.transport import RETRYABLE_STATUSES, Reply, Request, RetryLater
-from airflow_provider_cronofy.validation import calendar_path_segment
+from airflow_provider_cronofy.validation import EventKey, calendar_path_segment
 
 BATCH_MAX_ENTRIES = 50
 """Most requests one ``POST /v1/batch`` may carry (Cronofy's documented limit)."""
-
-EventKey = tuple[str, str]
-"""An event of any calendar: ``(calendar_id, event_id)``."""
 
 
 def event_scope(delete_event: bool) -> str:
