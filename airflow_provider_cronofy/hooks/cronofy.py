@@ -26,7 +26,6 @@ from airflow_provider_cronofy.hooks.connection_form import connection_form_widge
 from airflow_provider_cronofy.hooks.error_messages import json_or_none
 from airflow_provider_cronofy.hooks.events import (
     EventCancellation,
-    EventKey,
     event_cancellation_job,
     events_path,
 )
@@ -46,6 +45,7 @@ from airflow_provider_cronofy.hooks.transport import (
     RetryLater,
 )
 from airflow_provider_cronofy.validation import (
+    EventKey,
     check_choice,
     check_json_body,
     check_method,
