@@ -15,17 +15,9 @@ from urllib.parse import quote, unquote
 from airflow_provider_cronofy.exceptions import CronofyInputError
 from airflow_provider_cronofy.wording import plural
 
-PROBLEMS_SHOWN = 10
-"""An input error lists this many problems, then "... and N more"."""
 PASS_THE_LIST = (
     "Pass the list itself (an XComArg, or a template with render_template_as_native_obj=True on the DAG)."
 )
-
-
-def shown_problems(problems: list[str]) -> list[str]:
-    """The first :data:`PROBLEMS_SHOWN` of ``problems``, then how many more there are."""
-    more = len(problems) - PROBLEMS_SHOWN
-    return problems[:PROBLEMS_SHOWN] + ([f"... and {more} more."] if more > 0 else [])
 
 
 def validate_item(name: str, value: object) -> None:
@@ -251,3 +243,13 @@ def _entry_problem(where: str, entry: object) -> str | None:
                 "calendar_id + event_id=[...] instead.)"
             )
     return f"{where}: " + " ".join(found) if found else None
+
+
+PROBLEMS_SHOWN = 10
+"""An input error names this many bad items or entries, then says how many more there are."""
+
+
+def shown_problems(problems: list[str]) -> list[str]:
+    """The first :data:`PROBLEMS_SHOWN` of ``problems``, then ``... and N more.``"""
+    more = len(problems) - PROBLEMS_SHOWN
+    return problems[:PROBLEMS_SHOWN] + ([f"... and {more} more."] if more > 0 else [])

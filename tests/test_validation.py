@@ -40,8 +40,14 @@ def test_white_space_inside_an_id_passes(value):
 
 
 def test_validation_does_not_import_requests():
-    code = "import sys, airflow_provider_cronofy.validation; print('requests' in sys.modules)"
+    # Airflow 2.11 imports requests itself: what counts is that the checks add nothing to it.
+    code = (
+        "import sys, airflow_provider_cronofy._compat; before = 'requests' in sys.modules; "
+        "import airflow_provider_cronofy.validation, airflow_provider_cronofy.agent_rows; "
+        "print(before, 'requests' in sys.modules, any(m.startswith('airflow_provider_cronofy.hooks') for m in sys.modules))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert result.stdout.splitlines()[-1] == "False"  # after Airflow's own log line, if any
+    before, after, hooks = result.stdout.splitlines()[-1].split()  # after Airflow's own log line, if any
+    assert (after, hooks) == (before, "False")

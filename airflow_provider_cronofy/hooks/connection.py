@@ -16,7 +16,6 @@ from airflow_provider_cronofy._compat import BaseHook, mask_secret
 from airflow_provider_cronofy.exceptions import CronofyConfigError, CronofyError
 from airflow_provider_cronofy.get_provider_info import DEFAULT_CONN_ID
 from airflow_provider_cronofy.hooks import connection_check, error_messages
-from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.error_messages import Where
 from airflow_provider_cronofy.hooks.pacing import RequestPacer, shared_pacer
 from airflow_provider_cronofy.hooks.runner import BulkRun
@@ -232,16 +231,6 @@ class CronofyConnection(BaseHook):
             self.close()
         connection_check.show_on_airflow_cli(ok, message)
         return ok, message
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The connection form's extra fields for Airflow 2.11, 3.0 and 3.1 (3.2+ reads the provider info)."""
-        return connection_form_widgets()
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden, relabelled and placeholder fields of the form, for Airflow 2.11, 3.0 and 3.1."""
-        return ui_field_behaviour()
 
     # ------------------------------------------------------------------ credentials and errors
 

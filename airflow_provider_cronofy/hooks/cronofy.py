@@ -15,10 +15,10 @@ from typing import Any
 from airflow_provider_cronofy.agent_rows import normalise_agents
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyFatalAPIError
 from airflow_provider_cronofy.hooks.connection import CronofyConnection
+from airflow_provider_cronofy.hooks.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_provider_cronofy.hooks.error_messages import json_or_none
 from airflow_provider_cronofy.hooks.events import (
     EventCancellation,
-    EventKey,
     event_cancellation_job,
     events_path,
 )
@@ -27,6 +27,7 @@ from airflow_provider_cronofy.hooks.runner import BulkRun, Job, PerItem, Report,
 from airflow_provider_cronofy.hooks.tokens import Sender
 from airflow_provider_cronofy.hooks.transport import Reply, Request, RetryLater
 from airflow_provider_cronofy.validation import (
+    EventKey,
     check_choice,
     check_json_body,
     check_method,
@@ -65,6 +66,18 @@ class CronofyHook(CronofyConnection):
 
     def __enter__(self) -> CronofyHook:
         return self
+
+    # Airflow 2.11's ProvidersManager reads these two only from the hook class's own __dict__.
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields for Airflow 2.11, 3.0 and 3.1 (3.2+ reads the provider info)."""
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields of the form, for Airflow 2.11, 3.0 and 3.1."""
+        return ui_field_behaviour()
 
     # ------------------------------------------------------------------ any endpoint
 
