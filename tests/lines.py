@@ -15,5 +15,5 @@ form_outside_the_ui = pytest.mark.skipif(
     LINE == "3.1",
     reason="Airflow 3.1 without FAB (its default install) builds a hook's form only inside its UI, "
     "which mocks wtforms; ProvidersManager and `airflow providers widgets/behaviours` show no "
-    "provider's form fields there. tests/test_connection_form.py checks the form as the UI gets it.",
+    "provider's form fields there. tests/hooks/test_connection_form.py checks the form as the UI gets it.",
 )
