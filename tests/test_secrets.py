@@ -13,12 +13,13 @@ import traceback
 
 import pytest
 
+from airflow_provider_cronofy.exceptions import CronofyAPIError
 from airflow_provider_cronofy.hooks.cronofy import CronofyHook
 from airflow_provider_cronofy.operators.meeting_agents import (
     CancelIntegratedMeetingAgentOperator,
     CancelScheduledMeetingAgentOperator,
 )
-from tests.conftest import ACCESS_TOKEN, API_KEY, CLIENT_ID, REFRESH_TOKEN
+from tests.conftest import ACCESS_TOKEN, API_KEY, CLIENT_ID, REFRESH_TOKEN, FakeTI
 
 US = "https://api.cronofy.com"
 FRESH_ACCESS = "fresh-access-token-9911"
@@ -103,6 +104,39 @@ def test_no_secret_leaks_from_any_path(set_connection, requests_mock, transcript
     transcript(lambda: CronofyHook().refresh_access_token())
 
 
+def test_scheduling_leaks_no_secret_whatever_cronofy_answers(
+    set_connection, requests_mock, transcript, no_sleep
+):
+    from airflow_provider_cronofy.operators.meeting_agents import ScheduleMeetingAgentOperator
+
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=202)
+    answers = iter([422, 503, 503, 503, 503, 503, 503, 401])
+
+    def post(request, context):
+        context.status_code = next(answers, 202)
+        return echo_secrets(request, context)
+
+    requests_mock.post(f"{US}/v1/meeting_agents", text=post)
+    agents = [
+        {
+            "scheduling_key": f"k{i}",
+            "join_url": f"https://meet.example.com/{i}",
+            "join_time": "2031-01-01T10:00:00Z",
+        }
+        for i in range(3)
+    ]
+    ti = FakeTI()
+    op = ScheduleMeetingAgentOperator(task_id="schedule", agents=agents, max_concurrency=1)
+    transcript(lambda: op.execute({"ti": ti}))  # a 422 echoing secrets, a lost answer, a 401
+    transcript(lambda: ti.pushed)
+    transcript(
+        lambda: CronofyHook().schedule_meeting_agent(
+            "k9", "https://meet.example.com/9", "2031-01-01T10:00:00Z"
+        )
+    )
+
+
 def test_no_secret_in_config_errors(set_connection, requests_mock, transcript):
     set_connection(host=f"https://user:{API_KEY}@example.com", access_token=ACCESS_TOKEN)
     transcript(lambda: scheduled("k").execute({}))
@@ -130,3 +164,18 @@ def test_refreshed_tokens_are_registered_with_the_masker(set_connection, request
     )
     CronofyHook().refresh_access_token()
     assert {API_KEY, REFRESH_TOKEN, FRESH_ACCESS, ROTATED_REFRESH} <= set(masked)
+
+
+def test_an_error_of_a_single_call_holds_no_secret_in_its_detail(set_connection, requests_mock):
+    set_connection(access_token=ACCESS_TOKEN)
+    requests_mock.delete(f"{US}/v1/meeting_agents", status_code=422, text=echo_secrets)
+    requests_mock.post(f"{US}/v1/calendars/cal_1/events", status_code=404, text=echo_secrets)
+    for call in (
+        lambda hook: hook.cancel_scheduled_meeting_agent("k1"),
+        lambda hook: hook.remove_meeting_agent_from_event("cal_1", "e1"),
+        lambda hook: hook.request("DELETE", "/v1/meeting_agents", json={"scheduling_key": "k1"}),
+    ):
+        with pytest.raises(CronofyAPIError) as info:
+            call(CronofyHook())
+        shown = repr(info.value.__dict__) + str(info.value)
+        assert API_KEY not in shown and ACCESS_TOKEN not in shown and "***" in shown

@@ -130,11 +130,16 @@ class CronofyHook(CronofyConnection):
             if not isinstance(result, RetryLater):
                 break
             if not policy.may_retry(attempts):
-                raise result.give_up(attempts)
+                result = result.give_up(attempts)
+                break
             delay = policy.delay(attempts, result)
             attempts += 1
             self.transport.note_retry(result.what, result, delay, attempts)
             self.sleep(delay)
+        if isinstance(result, CronofyAPIError):
+            # The last guard: Cronofy's detail is kept as it answered, and may echo a credential.
+            result.args = (self.redact(str(result)),)
+            result.errors = self.tokens().redact_all(result.errors)
         if isinstance(result, BaseException):
             raise result
         return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from airflow_provider_cronofy._compat import mask_secret
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyError
@@ -48,6 +49,16 @@ class AccessTokens:
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "***")
         return text
+
+    def redact_all(self, value: Any) -> Any:
+        """``value`` (JSON: strings, lists, dicts) with :meth:`redact` applied to every string in it."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            return [self.redact_all(part) for part in value]
+        if isinstance(value, dict):
+            return {self.redact_all(key): self.redact_all(part) for key, part in value.items()}
+        return value
 
     @property
     def can_refresh(self) -> bool:
@@ -188,4 +199,5 @@ class Sender:
             scope=scope,
         )
         error.args = (self.tokens.redact(str(error)),)
+        error.errors = self.tokens.redact_all(error.errors)  # Cronofy's detail, as it answered
         return error
