@@ -158,7 +158,11 @@ class BulkRun:
                 if in_flight == 0:
                     if self.stop.is_set() or not self._waiting:
                         break
-                    self._sit_out(self._waiting[0].not_before - self._clock())
+                    # Nothing in flight: sit out the earliest retry, saying so every 10 s meanwhile.
+                    self._sit_out(min(self._waiting[0].not_before, next_line) - self._clock())
+                    if self._clock() >= next_line:
+                        next_line = self._clock() + PROGRESS_EVERY_SECONDS
+                        self._log_progress(started)
                     continue
                 due = next_line
                 if self._waiting and not self.stop.is_set() and in_flight < workers:
@@ -206,6 +210,10 @@ class BulkRun:
             results: list[Any] | BaseException = self._job([self.items[i] for i, _ in unit], self.stop)
         except BaseException as error:  # recorded as every item's result, or re-raised if not an Exception
             results = error
+        answers = results if isinstance(results, list) else [results]
+        if any(isinstance(r, BaseException) and stops_a_bulk_run(r) for r in answers):
+            # Set here, not when the run's loop collects the unit: every paced waiter wakes now.
+            self.stop.set()
         self._done.put((unit, results))
 
     def _sit_out(self, seconds: float) -> None:
