@@ -490,3 +490,29 @@ def test_schedule_defers_by_two_slots_per_agent(requests_mock, set_connection, m
     carried = info.value.kwargs["resume"]
     assert carried["position"] == 2
     assert not any("s-0" in str(value) for value in carried.values())
+
+
+def test_schedule_resumes_after_a_deferral_and_sends_only_the_rest(
+    requests_mock, set_connection, monkeypatch
+):
+    from airflow_provider_cronofy.hooks import pacing
+
+    monkeypatch.setattr(pacing, "_shared", {})
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=5)
+    requests_mock.delete(AGENTS, status_code=202)
+    requests_mock.post(AGENTS, status_code=202)
+    rows = agent_rows(3)
+    with pytest.raises(TaskDeferred) as info:
+        schedule_op(rows, deferrable=True).execute({"ti": FakeTI()})
+    carried = info.value.kwargs["resume"]
+    requests_mock.reset_mock()
+    monkeypatch.setattr(pacing, "_shared", {})  # the resume is another process: a fresh pacer
+    set_connection(rate_limit_per_second=0, rate_limit_per_minute=0)
+    result = schedule_op(rows, deferrable=True).execute_complete({}, event=None, resume=carried)
+    assert result == {"scheduled": ["s-0", "s-1", "s-2"]}
+    assert [r.json()["scheduling_key"] for r in requests_mock.request_history] == ["s-2", "s-2"]
+    # The list is checked against the carried fingerprint: another list is refused, nothing sent.
+    requests_mock.reset_mock()
+    with pytest.raises(CronofyInputError, match="changed while the task was deferred"):
+        schedule_op(agent_rows(4), deferrable=True).execute_complete({}, event=None, resume=carried)
+    assert requests_mock.request_history == []
