@@ -95,12 +95,7 @@ class RequestPacer:
             # Outside the lock: release(), next_slot_in() and the other waiters go on meanwhile.
             if delay >= LOG_WAITS_FROM_SECONDS:
                 log.info("Pacing under Cronofy's rate limit: waiting %.1f s before the next request.", delay)
-            if self._sleep is not None:
-                self._sleep(delay)
-            elif stop is not None:
-                stop.wait(delay)
-            else:
-                time.sleep(delay)
+            sit_out(delay, self._sleep, stop)
 
     def mark_sent(self, slot: Slot) -> None:
         """The request of ``slot`` leaves now: it counts from now (it may have waited at a gate)."""
@@ -304,3 +299,14 @@ def shared_pacer(base_url: str, per_second: float | None, per_minute: float | No
         if pacer is None:
             pacer = _shared[key] = RequestPacer(limit_windows(per_second, per_minute))
         return pacer
+
+
+def sit_out(seconds: float, sleep: Callable[[float], None] | None, stop: threading.Event | None) -> None:
+    """Wait ``seconds`` with ``sleep`` (a test's), else on ``stop`` (a set stop ends the wait at once),
+    else with :func:`time.sleep`."""
+    if sleep is not None:
+        sleep(seconds)
+    elif stop is not None:
+        stop.wait(seconds)
+    else:
+        time.sleep(seconds)

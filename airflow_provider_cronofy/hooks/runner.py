@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cronofy.exceptions import CronofyAPIError, CronofyError, ItemFailure, stops_a_bulk_run
+from airflow_provider_cronofy.hooks.pacing import sit_out
 from airflow_provider_cronofy.hooks.transport import (
     NotSent,
     Reply,
@@ -217,12 +218,8 @@ class BulkRun:
         self._done.put((unit, results))
 
     def _sit_out(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        if self._settings.sleep is not None:
-            self._settings.sleep(seconds)
-        else:
-            self.stop.wait(seconds)
+        if seconds > 0:
+            sit_out(seconds, self._settings.sleep, self.stop)
 
     def _done_now(self) -> tuple[list[tuple[int, int]], list[Any] | BaseException] | None:
         try:

@@ -30,7 +30,7 @@ from airflow_provider_cronofy.hooks.connection_errors import (
     tls_error,
     transport_advice,
 )
-from airflow_provider_cronofy.hooks.pacing import RequestPacer, Slot
+from airflow_provider_cronofy.hooks.pacing import RequestPacer, Slot, sit_out
 from airflow_provider_cronofy.hooks.settings import CronofySettings
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -313,12 +313,7 @@ class Transport:
                 delay = policy.delay(attempts, retry)
                 attempts += 1
                 self.note_retry(retry.what, retry, delay, attempts)
-                if policy.sleep is not None:
-                    policy.sleep(delay)
-                elif stop is not None:
-                    stop.wait(delay)
-                else:
-                    time.sleep(delay)
+                sit_out(delay, policy.sleep, stop)
 
 
 def log_retry(what: str, retry: RetryLater, delay: float, next_attempt: int, policy: RetryPolicy) -> None:

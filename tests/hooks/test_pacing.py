@@ -7,6 +7,8 @@ request at once, as a fast server would, unless a test says otherwise.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import pytest
 
@@ -18,6 +20,7 @@ from airflow_provider_cronofy.hooks.pacing import (
     Slot,
     estimate_pacing,
     shared_pacer,
+    sit_out,
 )
 
 
@@ -603,3 +606,15 @@ def test_once_a_second_answer_is_measured_the_first_is_estimated_like_the_rest()
     assert first.at == pytest.approx(1000.0 + SEND_GUARD_SECONDS)
     assert second.at == pytest.approx(1000.0 + SEND_GUARD_SECONDS)
     assert pacer.next_slot_in() == pytest.approx(0.71)
+
+
+def test_sit_out_uses_the_given_sleep_else_the_stop_else_real_time():
+    slept: list[float] = []
+    sit_out(3.0, slept.append, None)
+    assert slept == [3.0]
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    sit_out(30.0, None, stop)  # a set stop ends the wait at once
+    sit_out(0.0, None, None)
+    assert time.monotonic() - started < 1.0
