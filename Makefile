@@ -58,16 +58,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The deployment test (tests/deployment: a real scheduler and triggerer, ~25 s spent mostly
-# waiting on them) runs beside the rest of the suite, in a pytest of its own, its output printed
-# after; `pytest` alone runs everything one after the other.
-DEPLOYMENT_LOG = $(VENV)/deployment-tests.log
 test: lint
-	@$(BIN)/pytest tests/deployment > $(DEPLOYMENT_LOG) 2>&1 & deployment=$$!; \
-	$(BIN)/pytest --ignore=tests/deployment; rest=$$?; \
-	wait $$deployment; status=$$?; \
-	echo "--- tests/deployment (run beside the rest):"; cat $(DEPLOYMENT_LOG); \
-	exit $$((rest ? rest : status))
+	$(BIN)/pytest
 
 test-all:
 	for line in $(LINES); do $(MAKE) test AIRFLOW=$$line || exit 1; done

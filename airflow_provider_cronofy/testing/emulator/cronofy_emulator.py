@@ -150,7 +150,7 @@ class CronofyEmulator(FaultScripting):
             thread = threading.Thread(
                 target=server.serve_forever,
                 # A short poll keeps stop() quick, which matters for function-scoped fixtures.
-                kwargs={"poll_interval": 0.05},
+                kwargs={"poll_interval": 0.01},
                 name=f"cronofy-emulator-{server.server_address[1]}",
                 daemon=True,
             )
