@@ -28,7 +28,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from airflow_provider_cronofy.get_provider_info import CONN_FIELDS, DATA_CENTERS, UI_FIELD_BEHAVIOUR
-from airflow_provider_cronofy.hooks.cronofy import CronofyHook, CronofySettings
+from airflow_provider_cronofy.hooks.cronofy import CronofyHook
+from airflow_provider_cronofy.hooks.settings import CronofySettings
 from airflow_provider_cronofy.testing import running_emulator
 
 CONN_ID = "cronofy_from_the_form"
