@@ -208,7 +208,7 @@ def test_an_answer_that_does_not_come_in_time_names_the_read_timeout():
 def test_a_body_that_stops_coming_is_a_read_timeout_too():
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"
     with listener(
-        lambda connection: (connection.recv(65536), connection.sendall(head), time.sleep(1))
+        lambda connection: (connection.recv(65536), connection.sendall(head), time.sleep(0.3))
     ) as port:
         error = failure_of(f"http://127.0.0.1:{port}/v1/userinfo", timeout=0.05)
     # requests raises a ConnectionError for it: the head says so, the detail what it was.
