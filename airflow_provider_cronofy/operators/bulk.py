@@ -227,16 +227,17 @@ class BulkOperator(BaseOperator):
         list_fingerprint = fingerprint(self.subject(), items)
         tally = Tally(len(items))
         if resume is not None:
-            tally = self._resume(hook, items, resume, list_fingerprint, clock)
+            tally = self._resume(hook, items, resume, list_fingerprint, clock, name)
         from airflow_provider_cronofy.hooks.runner import Report
 
+        segmented = self.deferrable or resume is not None
+        job = self.unit(hook) if segmented else None  # its unit size and pacer cost size a segment
         try:
             while tally.position < len(items) and not tally.stopped:
                 start = tally.position
                 left = len(items) - start
                 budget = left
-                if self.deferrable or resume is not None:
-                    job = self.unit(hook)
+                if segmented:
                     slots = hook.pacer.sends_before_wait(self.defer_after, slots_for(job, left))
                     budget = min(left, items_for(job, slots))
                     if budget == 0:
@@ -267,9 +268,8 @@ class BulkOperator(BaseOperator):
         resume: Mapping[str, Any],
         list_fingerprint: str,
         clock: RunClock,
+        name: str,
     ) -> Tally:
-        noun, nouns = self.noun()
-        name = nouns or f"{noun}s"
         state = CarriedState.decode(resume, list_fingerprint, name=name)
         if not 0 <= state.position <= len(items):
             raise CronofyInputError(
