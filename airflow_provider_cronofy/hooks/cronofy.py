@@ -103,21 +103,7 @@ class CronofyHook(CronofyConnection):
         check_json_body(json)
         sender = self.sender(auth)
         sender.token()  # the credential, before anything is sent
-
-        def read(reply: Reply, _: Any) -> Any:
-            if not 200 <= reply.status < 300:
-                return sender.error(reply, None)
-            if not reply.body.strip():
-                return None
-            payload = json_or_none(reply.body)
-            if payload is None:
-                return CronofyAPIError(
-                    f"Cronofy answered {reply.status} to {verb} {path} with a body that is not JSON.",
-                    status_code=reply.status,
-                )
-            return payload
-
-        return self.call(PerItem(sender, lambda _: Request(verb, path, json, None), read), None)
+        return self.call(EndpointCall(sender, Request(verb, path, json, None)), None)
 
     def call(self, job: Job, item: Any) -> Any:
         """Run ``job`` for one ``item`` with the hook's retries (sleeping :attr:`sleep` between
@@ -308,3 +294,29 @@ class CronofyHook(CronofyConnection):
             use_batch=use_batch,
             unknown_calendars=unknown_calendars,
         )
+
+
+class EndpointCall(PerItem):
+    """The job of :meth:`CronofyHook.request`: one ``request``; a 2xx's JSON body (``None`` when
+    empty) is its outcome."""
+
+    def __init__(self, sender: Sender, request: Request) -> None:
+        super().__init__(sender)
+        self._request = request
+
+    def request(self, item: Any) -> Request:
+        return self._request
+
+    def read(self, reply: Reply, item: Any) -> Any:
+        if not 200 <= reply.status < 300:
+            return self.sender.error(reply, None)
+        if not reply.body.strip():
+            return None
+        payload = json_or_none(reply.body)
+        if payload is None:
+            request = self._request
+            return CronofyAPIError(
+                f"Cronofy answered {reply.status} to {request.method} {request.path} with a body that is not JSON.",
+                status_code=reply.status,
+            )
+        return payload

@@ -34,10 +34,10 @@ class ScheduledCancellation(PerItem):
     """The runner's job cancelling agents by key: ``"cancelled"`` (2xx), ``"not_found"`` (404)
     or the key's error."""
 
-    def __init__(self, sender: Sender) -> None:
-        super().__init__(sender, cancellation_request, self._outcome)
+    def request(self, item: str) -> Request:
+        return cancellation_request(item)
 
-    def _outcome(self, reply: Reply, key: str) -> Any:
+    def read(self, reply: Reply, key: str) -> Any:
         if reply.status == 404:
             return "not_found"
         return "cancelled" if 200 <= reply.status < 300 else self.sender.error(reply, key)

@@ -319,17 +319,19 @@ class BulkRun:
 
 
 class PerItem:
-    """A job sending one request per item: ``request(item)``, sent by ``sender``, its final
-    answer read by ``read(reply, item)`` (an outcome name, or the item's error, returned)."""
+    """A job sending one request per item with ``sender``: a subclass says which (:meth:`request`)
+    and what its final answer means (:meth:`read`: an outcome name, or the item's error, returned)."""
 
     unit_size = 1
 
-    def __init__(
-        self, sender: Sender, request: Callable[[Any], Request], read: Callable[[Reply, Any], Any]
-    ) -> None:
+    def __init__(self, sender: Sender) -> None:
         self.sender = sender
-        self.request = request
-        self.read = read
+
+    def request(self, item: Any) -> Request:
+        raise NotImplementedError
+
+    def read(self, reply: Reply, item: Any) -> Any:
+        raise NotImplementedError
 
     def __call__(self, items: list[Any], stop: threading.Event) -> list[Any]:
         (item,) = items

@@ -199,5 +199,4 @@ class Sender:
             scope=scope,
         )
         error.args = (self.tokens.redact(str(error)),)
-        error.errors = self.tokens.redact_all(error.errors)  # Cronofy's detail, as it answered
         return error

@@ -105,6 +105,15 @@ def test_redact_hides_every_credential_a_refreshed_token_too(requests_mock):
     assert state.redact("new-access-9999 new-refresh-4321 old-access") == "*** *** ***"
 
 
+def test_redact_all_hides_credentials_in_every_string_of_a_json_value():
+    detail = {"echo": [{"key": "api-key-1234", "description": "Bearer old-access"}], "n": 3, "ok": None}
+    assert tokens().redact_all(detail) == {
+        "echo": [{"key": "***", "description": "Bearer ***"}],
+        "n": 3,
+        "ok": None,
+    }
+
+
 def sender(auth: str, credentials: Credentials | None = None) -> Sender:
     state = AccessTokens(
         credentials or Credentials("api-key-1234", "old-access", "client", "refresh-5678"), "cronofy_default"
