@@ -32,6 +32,7 @@ class AccessTokens:
         self._conn_id = conn_id
         self._lock = threading.Lock()
         self._refusal: CronofyError | None = None
+        self._refreshing: threading.Event | None = None  # set once the refresh under way ends
 
     def redact(self, text: str) -> str:
         """Return ``text`` with every credential of the connection replaced by ``***``."""
@@ -93,16 +94,34 @@ class AccessTokens:
         stop: threading.Event | None,
         why: str | None = None,
     ) -> None:
-        # Single flight: the first thread that needs a token refreshes; the others wait for it and
-        # find `still_needed()` false, so they use its token.
-        with self._lock:
-            if self._refusal is not None:
-                raise self._refusal
-            if not still_needed():
-                return
-            if why:
-                log.info(why)
-            self.refresh(transport, where, stop)
+        # Single flight: the first thread that needs a token refreshes; the others wait for its
+        # refresh to end (not on the lock: the refresh sends and may sit out a back-off) and then
+        # find `still_needed()` false, so they use its token. A stop ends the refresher's wait at
+        # once, and its end wakes every waiter.
+        while True:
+            with self._lock:
+                if self._refusal is not None:
+                    raise self._refusal
+                if not still_needed():
+                    return
+                ongoing = self._refreshing
+                if ongoing is None:
+                    ongoing = self._refreshing = threading.Event()
+                    mine = True
+                else:
+                    mine = False
+            if not mine:
+                ongoing.wait()
+                continue
+            try:
+                if why:
+                    log.info(why)
+                self.refresh(transport, where, stop)
+            finally:
+                with self._lock:
+                    self._refreshing = None
+                ongoing.set()
+            return
 
     def refresh(self, transport: Transport, where: Where, stop: threading.Event | None = None) -> None:
         """Send ``POST /oauth/token`` and keep the new token (and a rotated refresh token)."""

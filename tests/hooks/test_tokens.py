@@ -177,3 +177,34 @@ def test_a_403_names_the_scope_the_call_needs():
     error = sender("access_token").error(Reply(403, {}, b""), "e1", scope="delete_event")
     assert isinstance(error, CronofyFatalAPIError)
     assert "the access token lacks the 'delete_event' scope" in str(error)
+
+
+def test_the_lock_is_free_while_a_refresh_is_on_the_wire_and_its_end_wakes_every_waiter(requests_mock):
+    state = tokens()
+    on_the_wire, answer = threading.Event(), threading.Event()
+    lock_was_free: list[bool] = []
+
+    def slow_token(request, context):
+        on_the_wire.set()
+        # Another thread takes the tokens' lock now: the refresher does not hold it while it waits.
+        taker = threading.Thread(target=lambda: lock_was_free.append(state._lock.acquire(timeout=2)))
+        taker.start()
+        taker.join()
+        state._lock.release()
+        answer.wait(5)
+        return json.dumps({"access_token": "new-access-9999"})
+
+    requests_mock.post(f"{BASE}/oauth/token", text=slow_token)
+    got: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(state.current(transport(), WHERE))) for _ in range(3)
+    ]
+    state.access_token = None
+    for thread in threads:
+        thread.start()
+    assert on_the_wire.wait(5)
+    answer.set()
+    for thread in threads:
+        thread.join(5)
+    assert lock_was_free == [True]
+    assert got == ["new-access-9999"] * 3 and requests_mock.call_count == 1  # still one refresh
