@@ -198,3 +198,17 @@ def answer_by_key(statuses):
         return ""
 
     return callback
+
+
+def seeded_warehouse(path: Path, seed: Path, monkeypatch) -> Path:
+    """A SQLite warehouse at ``path``, seeded from the SQL file ``seed``, behind the
+    ``meetings_warehouse`` connection the warehouse example DAGs read."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.executescript(seed.read_text())
+    db.close()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MEETINGS_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)})
+    )
+    return path

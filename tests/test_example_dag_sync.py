@@ -5,7 +5,6 @@ do at Cronofy; and its SQL and bookkeeping functions alone, without a DAG run.""
 from __future__ import annotations
 
 import importlib.util
-import json
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +16,7 @@ from airflow_provider_cronofy.operators.meeting_agents import (
     ScheduleMeetingAgentOperator,
 )
 from airflow_provider_cronofy.testing import CronofyEmulator
-from tests.conftest import EXAMPLE_DAGS
+from tests.conftest import EXAMPLE_DAGS, seeded_warehouse
 from tests.test_example_dags import dag_bag
 
 DAG_ID = "cronofy_sync_meeting_agents"
@@ -63,14 +62,7 @@ def query(path: Path, sql: str, *parameters: object) -> list[tuple]:
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch):
     """A SQLite warehouse seeded from example_dags/data, behind the ``meetings_warehouse`` connection."""
-    path = tmp_path / "warehouse.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(SEED_SQL.read_text())
-    db.close()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_MEETINGS_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)})
-    )
-    return path
+    return seeded_warehouse(tmp_path / "warehouse.db", SEED_SQL, monkeypatch)
 
 
 def start_emulator(warehouse: Path, monkeypatch, mode: str, **extra: object) -> CronofyEmulator:

@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_cronofy.exceptions import CronofyBulkError
 from airflow_provider_cronofy.operators.meeting_agents import CancelScheduledMeetingAgentOperator
 from airflow_provider_cronofy.testing import CronofyEmulator
-from tests.conftest import EXAMPLE_DAGS
+from tests.conftest import EXAMPLE_DAGS, seeded_warehouse
 from tests.test_example_dags import dag_bag
 
 DAG_ID = "cronofy_cancel_from_warehouse"
@@ -34,14 +34,7 @@ UNPROCESSABLE = json.dumps(
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch):
     """A SQLite warehouse seeded from example_dags/data, behind the ``meetings_warehouse`` connection."""
-    path = tmp_path / "warehouse.db"
-    with sqlite3.connect(path) as db:
-        db.executescript(SEED_SQL.read_text())
-    db.close()
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_MEETINGS_WAREHOUSE", json.dumps({"conn_type": "sqlite", "host": str(path)})
-    )
-    return path
+    return seeded_warehouse(tmp_path / "warehouse.db", SEED_SQL, monkeypatch)
 
 
 @pytest.fixture
