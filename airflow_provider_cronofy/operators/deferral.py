@@ -216,8 +216,12 @@ def _undeltas_ms(deltas: Sequence[int]) -> list[float]:
 def slots_for(job: Any, count: int) -> int:
     """Pacer slots ``count`` items of ``job`` take (a batch: one, or one per entry with
     ``cost_per_entry``; times ``requests_per_item``)."""
-    if getattr(job, "cost_per_entry", False):
-        return count
+    return count if getattr(job, "cost_per_entry", False) else requests_for(job, count)
+
+
+def requests_for(job: Any, count: int) -> int:
+    """Requests ``count`` items of ``job`` send: a batch per ``unit_size`` items, ``requests_per_item``
+    requests each."""
     return -(-count // unit_size(job)) * getattr(job, "requests_per_item", 1)
 
 
@@ -240,7 +244,7 @@ def pacing_estimate_line(settings: Any, job: Any, count: int, *, deferrable: boo
 
     per_second, per_minute = settings.rate_limit_per_second, settings.rate_limit_per_minute
     unit = unit_size(job)
-    requests = -(-count // unit) * getattr(job, "requests_per_item", 1)
+    requests = requests_for(job, count)
     sent = plural(requests, "batch", "batches") if unit > 1 else plural(requests, "request")
     if not per_second and not per_minute:
         return (

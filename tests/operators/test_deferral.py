@@ -31,6 +31,7 @@ from airflow_provider_cronofy.operators.deferral import (
     CarriedState,
     fingerprint,
     items_for,
+    requests_for,
     slots_for,
 )
 from airflow_provider_cronofy.operators.meeting_agents import (
@@ -183,7 +184,7 @@ def test_a_batch_slot_sends_many_items(set_connection):
     set_connection(access_token=ACCESS_TOKEN, batch_rate_cost="entries")
     hook = CronofyHook()
     entries = hook.event_cancellation_job(delete_event=False, use_batch=True)
-    assert (slots_for(entries, 50), items_for(entries, 3)) == (50, 3)
+    assert (slots_for(entries, 50), items_for(entries, 3), requests_for(entries, 50)) == (50, 3, 1)
     assert (slots_for(integrated.unit(hook), 50), items_for(integrated.unit(hook), 3)) == (50, 3)
 
 
@@ -193,6 +194,7 @@ def test_an_agent_takes_two_slots_cancel_then_schedule(set_connection):
     set_connection()
     job = CronofyHook().agent_scheduling_job()
     assert (slots_for(job, 5), items_for(job, 5), items_for(job, 1)) == (10, 2, 0)
+    assert requests_for(job, 5) == 10
 
 
 def test_carried_state_survives_airflows_serialisation_of_next_kwargs():
